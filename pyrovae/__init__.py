@@ -1,0 +1,1 @@
+"""pyrovae: variational autoencoders written as Pyro models and guides."""
