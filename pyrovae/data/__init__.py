@@ -1,0 +1,15 @@
+"""Datasets in memory, mini-batches and binarization."""
+
+from pyrovae.data.batches import InMemoryBatches, binarize_once, dynamic_binarize
+from pyrovae.data.datasets import DATASET_NAMES, DatasetError, ImageData, from_arrays, load_dataset
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetError",
+    "ImageData",
+    "InMemoryBatches",
+    "binarize_once",
+    "dynamic_binarize",
+    "from_arrays",
+    "load_dataset",
+]
