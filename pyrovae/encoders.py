@@ -1,0 +1,69 @@
+"""Amortized encoders q(z | x): modules that map a data point to a distribution over the latent code.
+
+An encoder is the guide's main part. Any module whose ``forward(x, context=None)`` returns a
+distribution over ``z`` with one event dimension can stand in for :class:`DiagonalNormalEncoder`
+(flow and low-rank guides do exactly that).
+"""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Encoder(nn.Module):
+    """Base class for ``q(z | x[, context])``; ``latent_dim`` is the size of ``z``."""
+
+    latent_dim: int
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:
+        raise NotImplementedError
+
+    def mean(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """A point summary of ``q(z | x)``: its mean, shape ``(*batch, latent_dim)``."""
+        return self(x, context).mean
+
+
+class DiagonalNormalEncoder(Encoder):
+    """q(z | x) = Normal(loc(x), diag(scale(x)^2)) with loc and scale from one network.
+
+    Args:
+        net: maps ``(*batch, *event_shape)`` (and, when ``context_dim`` is set, the context
+            concatenated to the flattened input) to ``(*batch, 2 * latent_dim)``.
+        latent_dim: size of ``z``.
+        context_dim: size of an extra conditioning vector (e.g. a one-hot label), or 0.
+        min_scale: floor on the standard deviation, for numerical safety.
+    """
+
+    def __init__(self, net: nn.Module, latent_dim: int, context_dim: int = 0, min_scale: float = 1e-4) -> None:
+        super().__init__()
+        self.net = net
+        self.latent_dim = latent_dim
+        self.context_dim = context_dim
+        self.min_scale = min_scale
+
+    def loc_scale(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Location and scale, each ``(*batch, latent_dim)``."""
+        if self.context_dim:
+            if context is None:
+                raise ValueError("this encoder is conditional: pass a context of size "
+                                 f"{self.context_dim}")
+            batch = context.shape[:-1]
+            flat = x.reshape(*batch, -1)
+            h = self.net(torch.cat([flat, context], dim=-1))
+        else:
+            h = self.net(x)
+        loc, raw_scale = h.split(self.latent_dim, dim=-1)
+        return loc, F.softplus(raw_scale) + self.min_scale
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:
+        loc, scale = self.loc_scale(x, context)
+        return dist.Normal(loc, scale).to_event(1)
+
+    def mean(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.loc_scale(x, context)[0]
+
+
+__all__ = ["Encoder", "DiagonalNormalEncoder"]
