@@ -25,6 +25,25 @@ from pyrovae.objectives import LatentScale, linear_warmup
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
 
 
+class ELBOLoss(nn.Module):
+    """The training loss as a module: ``forward(x, context)`` is the negative objective per data
+    point, differentiable, for the wrapped ``model`` and ``guide``.
+
+    Being an ``nn.Module`` that owns ``module``'s parameters, it can be wrapped as a whole by
+    ``DistributedDataParallel`` or ``torch.compile``.
+    """
+
+    def __init__(self, module: nn.Module, model: Callable, guide: Callable, objective: Any) -> None:
+        super().__init__()
+        self.module = module
+        self.model = model
+        self.guide = guide
+        self.objective = objective
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
+
+
 @dataclass
 class TrainingRecord:
     """What a run produced: one dict of figures per epoch, the step count and the wall time."""
@@ -80,9 +99,9 @@ class Trainer:
     ) -> None:
         self.module = module
         self.latent_scale = LatentScale(beta)
-        self.model = self.latent_scale(model or module.model)
-        self.guide = self.latent_scale(guide or module.guide)
         self.objective = objective or Trace_ELBO()
+        self.loss = ELBOLoss(module, self.latent_scale(model or module.model),
+                             self.latent_scale(guide or module.guide), self.objective)
         self.eval_objective = eval_objective or Trace_ELBO()
         self.optimizer = torch.optim.Adam(module.parameters(), lr=lr)
         self.batch_size = batch_size
@@ -99,7 +118,7 @@ class Trainer:
         """One optimisation step on a batch; returns the loss per data point (a 0-d tensor,
         not synchronised with the host)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
+        loss = self.loss(x, context)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -168,4 +187,4 @@ class Trainer:
         return {f"{prefix}_{k}": v for k, v in parts.items()}
 
 
-__all__ = ["Trainer", "TrainingRecord"]
+__all__ = ["ELBOLoss", "Trainer", "TrainingRecord"]
