@@ -5,10 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pyrovae.priors.mixture import GaussianMixturePrior
 from pyrovae.vae import VAE
 
 
-def _mixture_prior(vae: VAE):
+def _mixture_prior(vae: VAE) -> GaussianMixturePrior:
+    """The VAE's prior if it can assign components (any prior with ``cluster`` and
+    ``component_posterior``), else a clear error."""
     prior = vae.prior
     if not (hasattr(prior, "cluster") and hasattr(prior, "component_posterior")):
         raise ValueError(f"{type(prior).__name__} has no mixture components to cluster by: build the "
