@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         counts = torch.bincount(members, minlength=10)
         print(f"{c:7d}  {members.numel():4d}  {counts.argmax().item():17d}  {counts.max().item() / members.numel():11.0%}")
+    majority = sum(torch.bincount(test_labels[clusters == c], minlength=10).max().item() for c in range(k))
+    print(f"purity (share of digits that are their cluster's most common digit): {majority / test.shape[0]:.1%}")
     print("first 20 test digits:  labels ", test_labels[:20].tolist())
     print("                       clusters", clusters[:20].tolist())
 
