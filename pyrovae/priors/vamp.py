@@ -18,7 +18,9 @@ class _ExpandedMixture(dist.MixtureSameFamily):
     The stock version passes ``z`` as ``(*batch, 1, D)`` and relies on broadcasting inside the
     component's ``log_prob``. An encoder whose density inverts a flow conditioned on ``h(u_k)``
     (``IAFEncoder``) cannot broadcast that way, so the value is expanded explicitly; for the
-    Gaussian encoders this changes nothing but memory.
+    Gaussian encoders this changes nothing but memory. It overrides torch's private ``_pad``
+    (stable since torch 1.8); ``tests/test_vamp_prior.py`` checks it against a hand-written
+    mixture for every guide, so a change in torch shows there.
     """
 
     def _pad(self, x: Tensor) -> Tensor:
