@@ -59,3 +59,20 @@ def test_module_entry_point_and_one_line_errors(tmp_path):
 def test_unknown_component_names_are_refused(tmp_path, capsys, flag, message):
     assert main(["train", "--out", str(tmp_path / "x"), *SMALL, *flag]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [
+    ["--prior", "gmm"], ["--prior", "gmm-enum"], ["--prior", "vamp"], ["--prior", "flow"],
+    ["--prior", "hierarchical"], ["--guide", "iaf"], ["--guide", "lowrank"], ["--guide", "fullcov"],
+])
+def test_every_prior_and_guide_name_trains_from_the_command_line(tmp_path, flags):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--train-size", "100", "--epochs", "1", "--hidden", "16",
+                 "--latent-dim", "3", "--num-components", "4", "--no-progress", *flags]) == 0
+    history = load_checkpoint(out / "checkpoint.pt")["history"]
+    assert len(history) == 1 and history[0]["test_elbo"] < 0
+
+
+def test_enumerated_prior_refuses_an_objective_that_cannot_enumerate(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "x"), *SMALL, "--prior", "gmm-enum", "--objective", "meanfield"]) == 2
+    assert "use --objective elbo" in capsys.readouterr().err

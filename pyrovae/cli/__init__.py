@@ -19,7 +19,12 @@ HELP = {
     "activation": "softplus, relu, tanh, elu or gelu",
     "latent_dim": "size of z (2 also draws the latent space and the decoded manifold)",
     "likelihood": "bernoulli, cbernoulli, normal or laplace",
-    "prior": "prior p(z): normal or learned",
+    "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
+             "gives clusters), vamp, flow or hierarchical",
+    "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
+    "guide": "guide q(z|x): diagonal, iaf (inverse autoregressive flow), lowrank or fullcov",
+    "num_flows": "flow layers of the iaf guide and the flow prior",
+    "rank": "rank of the lowrank guide's covariance factor",
     "objective": "elbo (Trace_ELBO) or meanfield (TraceMeanField_ELBO, analytic KL)",
     "num_particles": "samples per data point in the ELBO estimate (vectorized)",
     "epochs": "passes over the training data",

@@ -29,6 +29,10 @@ class TrainConfig:
     latent_dim: int = 16
     likelihood: str = "bernoulli"
     prior: str = "normal"
+    num_components: int = 10
+    guide: str = "diagonal"
+    num_flows: int = 2
+    rank: int = 2
     objective: str = "elbo"
     num_particles: int = 1
     epochs: int = 20
@@ -43,7 +47,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = {"hidden": self.hidden, "latent_dim": self.latent_dim, "epochs": self.epochs,
-                    "batch_size": self.batch_size, "num_particles": self.num_particles}
+                    "batch_size": self.batch_size, "num_particles": self.num_particles,
+                    "num_components": self.num_components, "num_flows": self.num_flows, "rank": self.rank}
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

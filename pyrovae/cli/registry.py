@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from torch import nn
 
 from pyrovae.cli.config import ConfigError, TrainConfig
-from pyrovae.encoders import DiagonalNormalEncoder
+from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -20,7 +21,15 @@ from pyrovae.likelihoods import (
     NormalLikelihood,
 )
 from pyrovae.nets import MLP, ConvDecoderNet, ConvEncoderNet
-from pyrovae.priors import LearnedNormalPrior, Prior, StandardNormalPrior
+from pyrovae.priors import (
+    FlowPrior,
+    GaussianMixturePrior,
+    HierarchicalPrior,
+    LearnedNormalPrior,
+    Prior,
+    StandardNormalPrior,
+    VampPrior,
+)
 from pyrovae.vae import VAE
 
 Shape = tuple[int, ...]
@@ -49,6 +58,23 @@ LIKELIHOODS: dict[str, Callable[[nn.Module, Shape], Likelihood]] = {
 PRIORS: dict[str, Callable[[TrainConfig, nn.Module, Shape], Prior]] = {
     "normal": lambda c, encoder, shape: StandardNormalPrior(c.latent_dim),
     "learned": lambda c, encoder, shape: LearnedNormalPrior(c.latent_dim),
+    "gmm": lambda c, encoder, shape: GaussianMixturePrior(c.latent_dim, c.num_components),
+    "gmm-enum": lambda c, encoder, shape: GaussianMixturePrior(c.latent_dim, c.num_components, enumerate=True),
+    "vamp": lambda c, encoder, shape: VampPrior(encoder, c.num_components, shape),
+    "flow": lambda c, encoder, shape: FlowPrior(c.latent_dim, num_layers=c.num_flows),
+    "hierarchical": lambda c, encoder, shape: HierarchicalPrior(c.latent_dim, top_dim=max(1, c.latent_dim // 2),
+                                                                hidden=(c.hidden // 4,)),
+}
+
+#: name -> (network output size, encoder class taking (net, config)) for the guide q(z | x)
+GUIDES: dict[str, tuple[Callable[[TrainConfig], int], Callable[[nn.Module, TrainConfig], Encoder]]] = {
+    "diagonal": (lambda c: 2 * c.latent_dim, lambda net, c: DiagonalNormalEncoder(net, c.latent_dim)),
+    "iaf": (lambda c: IAFEncoder.output_size(c.latent_dim, c.latent_dim),
+            lambda net, c: IAFEncoder(net, c.latent_dim, c.latent_dim, num_flows=c.num_flows)),
+    "lowrank": (lambda c: LowRankNormalEncoder.output_size(c.latent_dim, c.rank),
+                lambda net, c: LowRankNormalEncoder(net, c.latent_dim, c.rank)),
+    "fullcov": (lambda c: FullCovarianceNormalEncoder.output_size(c.latent_dim),
+                lambda net, c: FullCovarianceNormalEncoder(net, c.latent_dim)),
 }
 
 #: name -> objective builder: config -> object with ``differentiable_loss``
@@ -73,18 +99,35 @@ def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
     make_nets = _lookup(NETWORKS, config.network, "--network")
     make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
     make_prior = _lookup(PRIORS, config.prior, "--prior")
+    guide_size, make_guide = _lookup(GUIDES, config.guide, "--guide")
     if config.network == "conv" and tuple(image_shape[-2:]) != (28, 28):
         raise ConfigError(f"--network conv expects 28x28 images, got {tuple(image_shape)}; use --network mlp")
-    encoder_net, decoder_net = make_nets(config, tuple(image_shape), 2 * config.latent_dim)
-    encoder = DiagonalNormalEncoder(encoder_net, config.latent_dim)
+    encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config))
+    encoder = make_guide(encoder_net, config)
     likelihood = make_likelihood(decoder_net, tuple(image_shape))
     prior = make_prior(config, encoder, tuple(image_shape))
     return VAE(encoder, likelihood, prior)
 
 
+def needs_enumeration(config: TrainConfig) -> bool:
+    """Whether the model has an enumerated site, so that its ELBO must be ``TraceEnum_ELBO``."""
+    return config.prior == "gmm-enum"
+
+
 def build_objective(config: TrainConfig) -> Any:
-    """The training objective that ``config.objective`` names."""
+    """The training objective that ``config.objective`` names (enumeration-aware for ``elbo``)."""
+    if needs_enumeration(config):
+        if config.objective != "elbo":
+            raise ConfigError(f"--prior {config.prior} sums its component out with TraceEnum_ELBO; "
+                              f"--objective {config.objective} cannot do that: use --objective elbo")
+        return TraceEnum_ELBO(num_particles=config.num_particles, vectorize_particles=config.num_particles > 1,
+                              max_plate_nesting=1)
     return _lookup(OBJECTIVES, config.objective, "--objective")(config)
+
+
+def build_eval_objective(config: TrainConfig) -> Any:
+    """The ELBO behind the per-epoch figures: one particle, enumeration where the model needs it."""
+    return TraceEnum_ELBO(max_plate_nesting=1) if needs_enumeration(config) else Trace_ELBO()
 
 
 def pick_device(name: str) -> torch.device:
@@ -102,4 +145,5 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-__all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "OBJECTIVES", "build_vae", "build_objective", "pick_device"]
+__all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
+           "build_eval_objective", "needs_enumeration", "pick_device"]

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from pyrovae.checkpoint import save_checkpoint
 from pyrovae.cli.config import ConfigError, TrainConfig
-from pyrovae.cli.registry import build_objective, build_vae, pick_device
+from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset
 from pyrovae.report import save_run_pictures
 from pyrovae.training import Trainer, TrainingRecord
@@ -73,7 +73,8 @@ def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
                    f"(recon {figures['test_recon']:8.2f}, KL {figures['test_kl']:6.2f})  "
                    f"{figures['seconds']:.1f} s")
 
-    trainer = Trainer(vae, objective=build_objective(config), lr=config.lr, batch_size=config.batch_size,
+    trainer = Trainer(vae, objective=build_objective(config), eval_objective=build_eval_objective(config),
+                      lr=config.lr, batch_size=config.batch_size,
                       beta=config.beta, warmup_epochs=config.warmup_epochs, transform=transform,
                       progress=config.progress, generator=generator, callbacks=[log_epoch])
     record = trainer.fit(train, test, epochs=config.epochs)
