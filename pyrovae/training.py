@@ -19,10 +19,13 @@ from pyro.infer import ELBO, Trace_ELBO
 from torch import Tensor, nn
 
 from pyrovae.data.batches import InMemoryBatches
+from pyrovae.errors import TrainingInterrupted
+from pyrovae.guard import NonFiniteGuard
 from pyrovae.metrics import elbo_parts
 from pyrovae.objectives import LatentScale, linear_warmup
 
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
+StepCallback = Callable[["Trainer"], None]
 
 
 class ELBOLoss(nn.Module):
@@ -78,6 +81,11 @@ class Trainer:
         generator: random source for shuffling (seed it for reproducible runs).
         callbacks: functions ``f(trainer, epoch_figures)`` called after every epoch
             (checkpoints, metrics files).
+        step_callbacks: functions ``f(trainer)`` called after every step (checkpoints every
+            N steps); the trainer is then at a step boundary and ``state_dict()`` resumes there.
+        max_nonfinite_steps: stop with :class:`~pyrovae.errors.NonFiniteError` after this many
+            steps in a row with a non-finite loss or gradient (each such step is skipped:
+            no update; the count is ``skipped_steps`` in every epoch's figures).
     """
 
     def __init__(
@@ -96,6 +104,8 @@ class Trainer:
         progress: bool = True,
         generator: torch.Generator | None = None,
         callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
+        step_callbacks: list[StepCallback] | tuple[StepCallback, ...] = (),
+        max_nonfinite_steps: int = 10,
     ) -> None:
         self.module = module
         self.latent_scale = LatentScale(beta)
@@ -113,15 +123,25 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.record = TrainingRecord()
         self.epoch = 0
+        self.step_callbacks = list(step_callbacks)
+        self.guard = NonFiniteGuard(max_nonfinite_steps)
+        # Where the current epoch stands, so that a checkpoint taken between two steps resumes
+        # there: batches done, the generator state its permutation was drawn from, and the sum
+        # and count of the finite losses so far.
+        self._batch_in_epoch = 0
+        self._order_state: Tensor | None = None
+        self._epoch_acc: Tensor | None = None
+        self._pending_generator_state: Tensor | None = None
+        self._stop_signal: int | None = None
 
     def step(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """One optimisation step on a batch; returns the loss per data point (a 0-d tensor,
-        not synchronised with the host)."""
+        not synchronised with the host), NaN when the step was skipped as non-finite."""
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(x, context)
         loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        ok = self.guard.step(self.optimizer, loss)  # the update, unless loss or gradient is NaN/inf
+        return torch.where(ok, loss.detach(), torch.nan)
 
     def fit(
         self,
@@ -150,6 +170,12 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
+        check = getattr(self.module, "check_inputs", None)
+        if check is not None:
+            check(train, train_context, what="training data")
+            if test is not None:
+                check(test, test_context, what="test data")
+        self._ensure_generator(train.device)
         tensors = (train,) if train_context is None else (train, train_context)
         batches = InMemoryBatches(*tensors, batch_size=self.batch_size, shuffle=True,
                                   generator=self.generator, transform=self.transform)
@@ -157,26 +183,126 @@ class Trainer:
         for _ in range(epochs):
             start = time.perf_counter()
             self.module.train()
-            total = torch.zeros((), device=train.device)
-            bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", disable=not self.progress,
-                       leave=False, unit="batch")
+            order = self._epoch_order(batches, train.device)
+            bar = tqdm(batches.iterate(order, self._batch_in_epoch), desc=f"epoch {self.epoch + 1}",
+                       disable=not self.progress, leave=False, unit="batch",
+                       initial=self._batch_in_epoch, total=len(batches))
             for batch in bar:
                 self.latent_scale.weight = schedule(self.record.steps)
-                total += self.step(*batch)
+                loss = self.step(*batch)
+                finite = torch.isfinite(loss)
+                self._epoch_acc += torch.stack([torch.where(finite, loss, 0.0), finite.to(loss.dtype)])
                 self.record.steps += 1
-            figures = {"epoch": self.epoch + 1, "train_loss": total.item() / len(batches),
-                       "kl_weight": self.latent_scale.weight}
+                self._batch_in_epoch += 1
+                self.guard.check(f" at step {self.record.steps} (epoch {self.epoch + 1})")
+                for callback in self.step_callbacks:
+                    callback(self)
+                if self._stop_signal is not None:
+                    bar.close()
+                    raise TrainingInterrupted(f"stopped by signal {self._stop_signal} at step "
+                                              f"{self.record.steps}", self._stop_signal)
+            self.guard.check(f" in epoch {self.epoch + 1}", force=True)
+            loss_sum, finite_steps = self._epoch_acc.tolist()
+            figures = {"epoch": self.epoch + 1, "train_loss": loss_sum / max(finite_steps, 1),
+                       "kl_weight": self.latent_scale.weight, "skipped_steps": int(self.guard.skipped)}
             figures.update(self.evaluate(train[:eval_size], None if train_context is None
                                          else train_context[:eval_size], prefix="train"))
             if test is not None:
                 figures.update(self.evaluate(test, test_context, prefix="test"))
             self.epoch += 1
+            self._batch_in_epoch = 0
             figures["seconds"] = time.perf_counter() - start
             self.record.seconds += figures["seconds"]
             self.record.history.append(figures)
             for callback in self.callbacks:
                 callback(self, figures)
         return self.record
+
+    # -- stopping, saving and resuming at a step boundary ---------------------------------------
+
+    def request_stop(self, signal_number: int) -> None:
+        """Ask ``fit`` to stop after the current step by raising
+        :class:`~pyrovae.errors.TrainingInterrupted`; safe to call from a signal handler."""
+        self._stop_signal = signal_number
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where training stands (between two steps).
+
+        Holds only tensors, numbers, strings, lists and dicts, so ``torch.load(...,
+        weights_only=True)`` reads it back. The global random states (torch, Python, NumPy),
+        which Pyro's sampling uses, are not part of it: see ``pyrovae.checkpoint.rng_state``.
+
+        Returns:
+            ``module``, ``optimizer``, ``epoch`` (epochs done), ``steps``, ``seconds``,
+            ``history``, ``generator`` (shuffling state), ``position`` (batches done in the
+            current epoch, the state its order was drawn from, its running loss sum and count),
+            ``kl_weight`` (warm-up position) and ``guard`` (skipped-step counters).
+        """
+        acc = [0.0, 0.0] if self._epoch_acc is None or self._batch_in_epoch == 0 else self._epoch_acc.tolist()
+        generator = self.generator.get_state() if self.generator is not None else self._pending_generator_state
+        return {
+            "module": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "steps": self.record.steps,
+            "seconds": self.record.seconds,
+            "history": [dict(figures) for figures in self.record.history],
+            "generator": generator,
+            "position": {"batch": self._batch_in_epoch, "order_state": self._order_state,
+                         "loss_sum": acc[0], "finite_steps": acc[1]},
+            "kl_weight": self.latent_scale.weight,
+            "guard": self.guard.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; the next ``fit`` goes on from that step.
+
+        Raises:
+            pyrovae.checkpoint.CheckpointError: if the module's weights do not fit this model
+                (naming the first mismatching parameter).
+        """
+        from pyrovae.checkpoint import load_module_state
+
+        load_module_state(self.module, state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.record = TrainingRecord(history=[dict(f) for f in state["history"]],
+                                     steps=int(state["steps"]), seconds=float(state["seconds"]))
+        if state["generator"] is not None:
+            if self.generator is not None:
+                self.generator.set_state(state["generator"].cpu())
+            else:
+                self._pending_generator_state = state["generator"].cpu()
+        position = state["position"]
+        self._batch_in_epoch = int(position["batch"])
+        order_state = position["order_state"]
+        self._order_state = None if order_state is None else order_state.cpu()
+        self._epoch_acc = torch.tensor([float(position["loss_sum"]), float(position["finite_steps"])])
+        self.latent_scale.weight = float(state["kl_weight"])
+        self.guard.load_state_dict(state["guard"])
+
+    def _ensure_generator(self, device: torch.device) -> None:
+        """Shuffle with a generator of our own, so the data order is part of the saved state."""
+        if self.generator is None:
+            self.generator = torch.Generator(device=device)
+            if self._pending_generator_state is not None:
+                self.generator.set_state(self._pending_generator_state)
+            else:
+                self.generator.manual_seed(int(torch.randint(0, 2**62, ())))
+            self._pending_generator_state = None
+
+    def _epoch_order(self, batches: InMemoryBatches, device: torch.device) -> Tensor:
+        """This epoch's permutation: a fresh one, or, inside a resumed epoch, the one drawn before."""
+        if self._batch_in_epoch == 0:
+            self._order_state = self.generator.get_state()
+            self._epoch_acc = torch.zeros(2, device=device)
+            return batches.permutation()
+        now = self.generator.get_state()
+        self.generator.set_state(self._order_state)
+        order = batches.permutation()
+        self.generator.set_state(now)
+        self._epoch_acc = self._epoch_acc.to(device)
+        return order
 
     def evaluate(self, data: Tensor, context: Tensor | None = None, prefix: str = "test") -> dict[str, float]:
         """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc."""

@@ -86,6 +86,21 @@ class VAE(nn.Module):
     def _ctx(part: nn.Module, context: Tensor | None) -> Tensor | None:
         return context if getattr(part, "context_dim", 0) else None
 
+    def check_inputs(self, x: Tensor, context: Tensor | None = None, what: str = "data") -> None:
+        """Refuse data this model cannot score, with a one-line message naming the fix.
+
+        Checks that ``x`` is non-empty, of shape ``(N, *event_shape)``, finite and inside the
+        likelihood's support (``likelihood.support_rule``), and that ``context`` has one finite
+        row per data point. :class:`~pyrovae.training.Trainer` calls this before training.
+
+        Raises:
+            pyrovae.errors.InputError: naming the first problem.
+        """
+        from pyrovae.validation import check_context, check_data
+
+        check_data(x, self.event_shape, self.likelihood, what=what)
+        check_context(context, x.shape[0], what=f"{what} context")
+
     # -- using a trained model ---------------------------------------------------------------
 
     def posterior(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:

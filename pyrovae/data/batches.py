@@ -75,18 +75,27 @@ class InMemoryBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         """Yield one epoch of batches, each a tuple with one slice of every tensor."""
+        return self.iterate(self.permutation())
+
+    def permutation(self) -> Tensor:
+        """The order of one epoch: a fresh permutation from ``generator`` (or ``arange`` without shuffling)."""
         n, device = self.num_examples, self.tensors[0].device
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator, device=device)
-        else:
-            order = torch.arange(n, device=device)
-        for b in range(len(self)):
+            return torch.randperm(n, generator=self.generator, device=device)
+        return torch.arange(n, device=device)
+
+    def iterate(self, order: Tensor, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        """Yield the batches of an epoch in ``order``, from batch number ``start`` on.
+
+        Starting past zero lets a resumed run finish an interrupted epoch in the same order,
+        without applying ``transform`` (and drawing its random numbers) for the batches done.
+        """
+        for b in range(start, len(self)):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             batch = [tensor.index_select(0, index) for tensor in self.tensors]
             if self.transform is not None:
                 batch[0] = self.transform(batch[0])
             yield tuple(batch)
-
 
 def dynamic_binarize(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Each pixel drawn as Bernoulli(grey value) (Burda et al. 2015 protocol); returns float tensor of 0/1, same shape.
