@@ -109,11 +109,14 @@ def load_checkpoint(
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
+        if "unsupported global" in str(e).lower():
             raise CheckpointError(
                 f"refusing to load {path}: it contains pickled Python objects ({_unsafe_global(e)}) "
                 "that could run code; load only checkpoints written by pyrovae or another source you trust"
             ) from None
+        if head == _ZIP_MAGIC:
+            raise CheckpointError(f"checkpoint {path} is corrupt (its data cannot be unpickled); "
+                                  "use an earlier copy or train again") from None
         raise CheckpointError(f"{path} is not a pyrovae checkpoint (not a PyTorch file); "
                               "pass the checkpoint.pt of a training run") from None
     except Exception as e:  # noqa: BLE001 - zip, storage and EOF errors all mean a damaged file
@@ -145,7 +148,7 @@ def _unsafe_global(error: BaseException) -> str:
     """The offending global from a weights-only refusal, e.g. ``posix.system``."""
     import re
 
-    match = re.search(r"(?:Unsupported global|GLOBAL|global)[: ]+([\w.]+)", str(error))
+    match = re.search(r"Unsupported global: (?:GLOBAL )?([\w.]+)", str(error))
     return f"global {match.group(1)}" if match else "unsupported objects"
 
 
