@@ -19,7 +19,7 @@ from pyro.infer import ELBO, Trace_ELBO
 from torch import Tensor, nn
 
 from pyrovae.data.batches import InMemoryBatches
-from pyrovae.errors import TrainingInterrupted
+from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.guard import NonFiniteGuard
 from pyrovae.metrics import elbo_parts
 from pyrovae.objectives import LatentScale, linear_warmup
@@ -138,7 +138,7 @@ class Trainer:
         """One optimisation step on a batch; returns the loss per data point (a 0-d tensor,
         not synchronised with the host), NaN when the step was skipped as non-finite."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(x, context)
+        loss = self._loss_or_nan(x, context)
         loss.backward()
         ok = self.guard.step(self.optimizer, loss)  # the update, unless loss or gradient is NaN/inf
         return torch.where(ok, loss.detach(), torch.nan)
@@ -281,6 +281,18 @@ class Trainer:
         self.latent_scale.weight = float(state["kl_weight"])
         self.guard.load_state_dict(state["guard"])
 
+    def _loss_or_nan(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """``self.loss(x, context)``, or a NaN that still back-propagates (zero gradients) when a
+        distribution refused non-finite parameters (Pyro's argument validation raises before any
+        loss exists); the guard then skips the step like any other non-finite one."""
+        try:
+            return self.loss(x, context)
+        except ValueError as error:
+            if not _is_invalid_values(error):
+                raise
+            zero = sum((p.sum() * 0.0 for p in self.module.parameters() if p.requires_grad), torch.zeros(()))
+            return zero + torch.nan
+
     def _ensure_generator(self, device: torch.device) -> None:
         """Shuffle with a generator of our own, so the data order is part of the saved state."""
         if self.generator is None:
@@ -308,9 +320,22 @@ class Trainer:
         """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc."""
         self.module.eval()
         model, guide = self.module.model, self.module.guide
-        parts = elbo_parts(model, guide, data, context, objective=self.eval_objective)
+        try:
+            parts = elbo_parts(model, guide, data, context, objective=self.eval_objective)
+        except ValueError as error:
+            if not _is_invalid_values(error):
+                raise
+            raise NonFiniteError(
+                f"evaluating the {prefix} ELBO after epoch {self.epoch + 1} met non-finite (NaN or infinite) "
+                "distribution parameters; try a lower learning rate (--lr), another likelihood, or check "
+                "the data for extreme values") from None
         self.module.train()
         return {f"{prefix}_{k}": v for k, v in parts.items()}
+
+
+def _is_invalid_values(error: ValueError) -> bool:
+    """Whether ``error`` is torch's distribution validation refusing NaN or infinite arguments."""
+    return "found invalid values" in str(error)
 
 
 __all__ = ["ELBOLoss", "Trainer", "TrainingRecord"]

@@ -87,3 +87,22 @@ def test_many_in_a_row_stop_with_advice():
     assert trainer.record.steps == 14  # 4 good steps, then exactly 10 bad ones
     assert all(torch.isfinite(p).all() for p in vae.parameters())
     assert int(trainer.guard.skipped) == 10
+
+
+def test_nan_distribution_parameters_are_skipped_not_raised():
+    """With validation on, Normal(loc=NaN) raises inside the model; that step counts as non-finite."""
+    encoder_net = Poisonable(MLP((1, 8, 8), [16], 4))
+    vae = VAE(DiagonalNormalEncoder(encoder_net, 2), BernoulliLikelihood(MLP(2, [16], 64), (1, 8, 8)),
+              StandardNormalPrior(2))
+    calls = iter(range(10**6))
+
+    def transform(batch):
+        encoder_net.poison = next(calls) in {1, 4}
+        return batch
+
+    trainer = Trainer(vae, batch_size=16, progress=False, transform=transform)
+    original = trainer.evaluate
+    trainer.evaluate = lambda *a, **k: (setattr(encoder_net, "poison", False), original(*a, **k))[1]
+    record = trainer.fit(torch.rand(112, 1, 8, 8), epochs=1)
+    assert record.history[0]["skipped_steps"] == 2
+    assert all(torch.isfinite(p).all() for p in vae.parameters())

@@ -58,8 +58,15 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                             help=f"{HELP.get(f.name, '')} (default: {default})")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ``pyrovae: error: ...`` pointing at ``--help``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"pyrovae: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyrovae", description="Variational autoencoders written in Pyro.")
+    parser = _OneLineParser(prog="pyrovae", description="Variational autoencoders written in Pyro.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a VAE and write checkpoint, metrics and pictures")

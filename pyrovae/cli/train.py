@@ -27,10 +27,11 @@ METRICS_NAME = "metrics.jsonl"
 RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME)
 
 
-def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False) -> None:
+def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False, create: bool = True) -> None:
     """Create ``out``; refuse a folder that already holds a run unless ``overwrite`` or ``resume``.
 
     Nothing is ever deleted: ``overwrite`` lets the new run write over the old run's files.
+    With ``create=False`` only check, so that bad data can be refused before anything is made.
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {out} is an existing file, not a folder; choose another --out")
@@ -39,6 +40,8 @@ def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False) -> N
         if existing and not overwrite:
             raise ConfigError(f"output folder {out} already holds a run ({', '.join(existing)}); "
                               "choose another --out, continue it with --resume, or pass --overwrite to replace it")
+    if not create:
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -63,7 +66,7 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     :class:`~pyrovae.errors.TrainingInterrupted` (exit code 130 or 143).
     """
     out = Path(config.out)
-    prepare_output_folder(out, overwrite, resume)
+    prepare_output_folder(out, overwrite, resume, create=False)
     payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
     pyro.set_rng_seed(config.seed)
@@ -76,6 +79,9 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     if not vae.likelihood.in_support(train):
         raise ConfigError(f"the data are outside the {config.likelihood} likelihood's support: it needs "
                           f"{vae.likelihood.support_rule}; choose another --likelihood")
+    vae.check_inputs(train, what="training data")
+    vae.check_inputs(test, what="test data")
+    prepare_output_folder(out, overwrite, resume)
 
     generator = torch.Generator(device=device).manual_seed(config.seed)
     transform = None

@@ -259,6 +259,10 @@ def load_npz(path: str | Path, test_fraction: float = 0.1, seed: int = 0) -> Ima
     path = Path(path).expanduser()
     if not path.is_file():
         raise DatasetError(f"data file {path} does not exist; pass an .npz file with a train_images array")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise DatasetError(f"data file {path} is not a readable .npz archive (not a zip file); "
+                               "save the arrays with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
