@@ -1,6 +1,7 @@
 """pyrovae: variational autoencoders written as Pyro models and guides."""
 
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.errors import InputError, NonFiniteError, PyrovaeError, TrainingInterrupted
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -35,4 +36,8 @@ __all__ = [
     "LearnedNormalPrior",
     "LatentScale",
     "linear_warmup",
+    "PyrovaeError",
+    "InputError",
+    "NonFiniteError",
+    "TrainingInterrupted",
 ]

@@ -38,7 +38,7 @@ class NonFiniteGuard:
             ``max_consecutive``); on the CPU they are read every step.
 
     Attributes:
-        skipped: total skipped steps (a 0-d tensor on the device; ``int()`` it to read).
+        skipped: total skipped steps (an int, or a 0-d tensor on the device; ``int()`` it to read).
     """
 
     def __init__(self, max_consecutive: int = 10, check_every: int | None = None) -> None:
@@ -46,30 +46,38 @@ class NonFiniteGuard:
             raise ValueError(f"max_consecutive must be at least 1, got {max_consecutive}")
         self.max_consecutive = max_consecutive
         self.check_every = check_every or max_consecutive
-        self.skipped: Tensor = torch.zeros((), dtype=torch.long)
-        self._run: Tensor = torch.zeros((), dtype=torch.long)
-        self._peak: Tensor = torch.zeros((), dtype=torch.long)
+        # Plain ints, or 0-d tensors on the device once the no-sync path is taken.
+        self.skipped: int | Tensor = 0
+        self._run: int | Tensor = 0
+        self._peak: int | Tensor = 0
         self._calls = 0
 
     def step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor:
         """Call ``optimizer.step()`` if ``loss`` and every gradient are finite; return that flag (0-d bool)."""
         params = [p for group in optimizer.param_groups for p in group["params"]]
         ok = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm(params).to(loss.device))
+        self._calls += 1
         if _skips_on_device(optimizer) and loss.device.type != "cpu":
+            # No host sync: the fused kernel reads found_inf on the device; counters stay there too.
             optimizer.found_inf = (~ok).to(torch.float32)  # type: ignore[attr-defined]
             try:
                 optimizer.step()
             finally:
                 optimizer.found_inf = None  # type: ignore[attr-defined]
-        elif bool(ok):
+            bad = (~ok).long()
+            self.skipped, self._run, self._peak = (torch.as_tensor(t, device=ok.device)
+                                                   for t in (self.skipped, self._run, self._peak))
+            self.skipped = self.skipped + bad
+            self._run = (self._run + 1) * bad
+            self._peak = torch.maximum(self._peak, self._run)
+            return ok
+        if bool(ok):  # one read of a flag: free on the CPU, a sync on an accelerator
             optimizer.step()
-        bad = (~ok).long()
-        if self.skipped.device != ok.device:
-            self.skipped, self._run, self._peak = (t.to(ok.device) for t in (self.skipped, self._run, self._peak))
-        self.skipped += bad
-        self._run = (self._run + 1) * bad
-        self._peak = torch.maximum(self._peak, self._run)
-        self._calls += 1
+            self._run = 0
+        else:
+            self.skipped = int(self.skipped) + 1
+            self._run = int(self._run) + 1
+            self._peak = max(int(self._peak), self._run)
         return ok
 
     def check(self, where: str = "", force: bool = False) -> None:
@@ -78,7 +86,8 @@ class NonFiniteGuard:
         Reads the device counters only when due (every step on the CPU, every ``check_every``
         steps elsewhere) or when ``force``.
         """
-        due = force or self._peak.device.type == "cpu" or self._calls % self.check_every == 0
+        on_device = isinstance(self._peak, Tensor) and self._peak.device.type != "cpu"
+        due = force or not on_device or self._calls % self.check_every == 0
         if not due or int(self._peak) < self.max_consecutive:
             return
         raise NonFiniteError(
@@ -93,9 +102,9 @@ class NonFiniteGuard:
         return {"skipped": int(self.skipped), "run": int(self._run), "peak": int(self._peak)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.skipped = torch.tensor(int(state["skipped"]))
-        self._run = torch.tensor(int(state["run"]))
-        self._peak = torch.tensor(int(state["peak"]))
+        self.skipped = int(state["skipped"])
+        self._run = int(state["run"])
+        self._peak = int(state["peak"])
 
 
 def _skips_on_device(optimizer: torch.optim.Optimizer) -> bool:

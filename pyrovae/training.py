@@ -131,6 +131,7 @@ class Trainer:
         self._batch_in_epoch = 0
         self._order_state: Tensor | None = None
         self._epoch_acc: Tensor | None = None
+        self._skipped_before_epoch = 0
         self._pending_generator_state: Tensor | None = None
         self._stop_signal: int | None = None
 
@@ -189,9 +190,7 @@ class Trainer:
                        initial=self._batch_in_epoch, total=len(batches))
             for batch in bar:
                 self.latent_scale.weight = schedule(self.record.steps)
-                loss = self.step(*batch)
-                finite = torch.isfinite(loss)
-                self._epoch_acc += torch.stack([torch.where(finite, loss, 0.0), finite.to(loss.dtype)])
+                self._epoch_acc += self.step(*batch).nan_to_num(0.0)  # a skipped step returns NaN
                 self.record.steps += 1
                 self._batch_in_epoch += 1
                 self.guard.check(f" at step {self.record.steps} (epoch {self.epoch + 1})")
@@ -202,8 +201,8 @@ class Trainer:
                     raise TrainingInterrupted(f"stopped by signal {self._stop_signal} at step "
                                               f"{self.record.steps}", self._stop_signal)
             self.guard.check(f" in epoch {self.epoch + 1}", force=True)
-            loss_sum, finite_steps = self._epoch_acc.tolist()
-            figures = {"epoch": self.epoch + 1, "train_loss": loss_sum / max(finite_steps, 1),
+            finite_steps = len(batches) - (int(self.guard.skipped) - self._skipped_before_epoch)
+            figures = {"epoch": self.epoch + 1, "train_loss": self._epoch_acc.item() / max(finite_steps, 1),
                        "kl_weight": self.latent_scale.weight, "skipped_steps": int(self.guard.skipped)}
             figures.update(self.evaluate(train[:eval_size], None if train_context is None
                                          else train_context[:eval_size], prefix="train"))
@@ -235,10 +234,11 @@ class Trainer:
         Returns:
             ``module``, ``optimizer``, ``epoch`` (epochs done), ``steps``, ``seconds``,
             ``history``, ``generator`` (shuffling state), ``position`` (batches done in the
-            current epoch, the state its order was drawn from, its running loss sum and count),
+            current epoch, the state its order was drawn from, its running loss sum and the
+            skipped-step count when it began),
             ``kl_weight`` (warm-up position) and ``guard`` (skipped-step counters).
         """
-        acc = [0.0, 0.0] if self._epoch_acc is None or self._batch_in_epoch == 0 else self._epoch_acc.tolist()
+        loss_sum = 0.0 if self._epoch_acc is None or self._batch_in_epoch == 0 else self._epoch_acc.item()
         generator = self.generator.get_state() if self.generator is not None else self._pending_generator_state
         return {
             "module": self.module.state_dict(),
@@ -249,7 +249,7 @@ class Trainer:
             "history": [dict(figures) for figures in self.record.history],
             "generator": generator,
             "position": {"batch": self._batch_in_epoch, "order_state": self._order_state,
-                         "loss_sum": acc[0], "finite_steps": acc[1]},
+                         "loss_sum": loss_sum, "skipped_before": self._skipped_before_epoch},
             "kl_weight": self.latent_scale.weight,
             "guard": self.guard.state_dict(),
         }
@@ -277,7 +277,8 @@ class Trainer:
         self._batch_in_epoch = int(position["batch"])
         order_state = position["order_state"]
         self._order_state = None if order_state is None else order_state.cpu()
-        self._epoch_acc = torch.tensor([float(position["loss_sum"]), float(position["finite_steps"])])
+        self._epoch_acc = torch.tensor(float(position["loss_sum"]))
+        self._skipped_before_epoch = int(position["skipped_before"])
         self.latent_scale.weight = float(state["kl_weight"])
         self.guard.load_state_dict(state["guard"])
 
@@ -307,7 +308,8 @@ class Trainer:
         """This epoch's permutation: a fresh one, or, inside a resumed epoch, the one drawn before."""
         if self._batch_in_epoch == 0:
             self._order_state = self.generator.get_state()
-            self._epoch_acc = torch.zeros(2, device=device)
+            self._epoch_acc = torch.zeros((), device=device)
+            self._skipped_before_epoch = int(self.guard.skipped)
             return batches.permutation()
         now = self.generator.get_state()
         self.generator.set_state(self._order_state)
