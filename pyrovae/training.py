@@ -215,6 +215,9 @@ class Trainer:
             self.record.history.append(figures)
             for callback in self.callbacks:
                 callback(self, figures)
+            if self._stop_signal is not None and _ + 1 < epochs:  # a signal during evaluation
+                raise TrainingInterrupted(f"stopped by signal {self._stop_signal} after epoch {self.epoch}",
+                                          self._stop_signal)
         return self.record
 
     # -- stopping, saving and resuming at a step boundary ---------------------------------------
@@ -270,7 +273,14 @@ class Trainer:
                                      steps=int(state["steps"]), seconds=float(state["seconds"]))
         if state["generator"] is not None:
             if self.generator is not None:
-                self.generator.set_state(state["generator"].cpu())
+                try:
+                    self.generator.set_state(state["generator"].cpu())
+                except RuntimeError:
+                    from pyrovae.checkpoint import CheckpointError
+
+                    raise CheckpointError(
+                        f"the checkpoint's shuffling state does not fit a {self.generator.device} generator; "
+                        "the run was trained on another kind of device: resume it on that kind of device") from None
             else:
                 self._pending_generator_state = state["generator"].cpu()
         position = state["position"]
