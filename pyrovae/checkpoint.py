@@ -231,8 +231,9 @@ def save_training_checkpoint(path: str | Path, trainer: Any, config: dict[str, A
     except (TypeError, ValueError) as e:
         raise TypeError(f"config must be a plain JSON-able dict ({e})") from None
     state = trainer.state_dict()
-    model = state.pop("module")
-    return save_checkpoint(path, {"config": config, "model": model, "trainer": state, "rng": rng_state(),
+    model, optimizer = state.pop("module"), state.pop("optimizer")  # stored once, at the top level
+    return save_checkpoint(path, {"config": config, "model": model, "optimizer": optimizer,
+                                  "trainer": state, "rng": rng_state(),
                                   "epoch": state["epoch"], "step": state["steps"],
                                   "history": state["history"], **extra})
 
@@ -244,12 +245,12 @@ def restore_training(trainer: Any, payload: dict[str, Any], source: str = "the c
     sampling noise as the run that wrote the checkpoint, so on the CPU its parameters end up
     bit-for-bit equal to an uninterrupted run's.
     """
-    for key in ("trainer", "rng", "model"):
+    for key in ("trainer", "rng", "model", "optimizer"):
         if key not in payload:
             raise CheckpointError(f"{source} has no {key!r} part, so training cannot resume from it; "
                                   "pass a checkpoint written by pyrovae train")
     load_module_state(trainer.module, payload["model"], source)
-    trainer.load_state_dict({**payload["trainer"], "module": payload["model"]})
+    trainer.load_state_dict({**payload["trainer"], "module": payload["model"], "optimizer": payload["optimizer"]})
     set_rng_state(payload["rng"])
 
 

@@ -126,8 +126,8 @@ class Trainer:
         self.step_callbacks = list(step_callbacks)
         self.guard = NonFiniteGuard(max_nonfinite_steps)
         # Where the current epoch stands, so that a checkpoint taken between two steps resumes
-        # there: batches done, the generator state its permutation was drawn from, and the sum
-        # and count of the finite losses so far.
+        # there: batches done, the generator state its permutation was drawn from, the sum of
+        # the finite losses so far and the skipped-step count when the epoch began.
         self._batch_in_epoch = 0
         self._order_state: Tensor | None = None
         self._epoch_acc: Tensor | None = None

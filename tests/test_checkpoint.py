@@ -198,11 +198,3 @@ def test_architecture_mismatch_names_the_key():
     with pytest.raises(CheckpointError, match="'extra.weight'"):
         load_module_state(tiny_vae(), state)
 
-
-def test_resumable_svi_example_smoke():
-    """examples/resumable_svi.py: Pyro's own SVI loop, 2 epochs straight == 1 epoch + resume 1."""
-    import runpy
-    from pathlib import Path
-
-    example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "resumable_svi.py"))
-    assert example["main"](["--smoke"]) == 0
