@@ -134,8 +134,8 @@ def load_checkpoint(
                               f"pyrovae reads version {FORMAT_VERSION}; use the pyrovae version that wrote it")
     missing = [key for key in require if key not in payload]
     if missing:
-        raise CheckpointError(f"{path} is a pyrovae checkpoint without {', '.join(missing)}; "
-                              "it cannot be used for this; pass a checkpoint written by pyrovae train")
+        raise CheckpointError(f"{path} is a pyrovae checkpoint without {', '.join(missing)}, which this "
+                              "needs (e.g. to resume training); pass a checkpoint written by pyrovae train")
     return payload
 
 

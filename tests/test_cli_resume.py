@@ -68,6 +68,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_exact(tmp_path):
         process = start("--resume", str(run))
     code, out, err = finish(process)
     assert code == 0, err
+    print(f"SIGKILLs landed: {kills}; checkpoint step after each: {steps_at_kill}")
     assert kills >= 2, f"only {kills} kills landed before the run ended (steps {steps_at_kill})"
     assert "Traceback" not in err
 
