@@ -26,8 +26,10 @@ class InMemoryBatches:
         batch_size: Rows per batch.
         shuffle: Draw a fresh permutation every epoch; otherwise keep the stored order.
         drop_last: Leave out the final batch when it has fewer than ``batch_size`` rows.
-        generator: Source of randomness for the permutation, for reproducible epochs. Its
-            device must match the tensors' device.
+        generator: Source of randomness for the permutation, for reproducible epochs. The
+            permutation is drawn on the generator's device and, if the tensors live elsewhere
+            (a CPU generator with CUDA tensors), copied to theirs once per epoch; batches are
+            then gathered on the tensors' device, with no host-device copy per batch.
         transform: Applied to the first tensor of each batch only, e.g.
             :func:`dynamic_binarize`.
 
@@ -77,7 +79,8 @@ class InMemoryBatches:
         """Yield one epoch of batches, each a tuple with one slice of every tensor."""
         n, device = self.num_examples, self.tensors[0].device
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator, device=device)
+            source = device if self.generator is None else self.generator.device
+            order = torch.randperm(n, generator=self.generator, device=source).to(device)
         else:
             order = torch.arange(n, device=device)
         for b in range(len(self)):
