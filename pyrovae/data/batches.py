@@ -26,8 +26,10 @@ class InMemoryBatches:
         batch_size: Rows per batch.
         shuffle: Draw a fresh permutation every epoch; otherwise keep the stored order.
         drop_last: Leave out the final batch when it has fewer than ``batch_size`` rows.
-        generator: Source of randomness for the permutation, for reproducible epochs. Its
-            device must match the tensors' device.
+        generator: Source of randomness for the permutation, for reproducible epochs. The
+            permutation is drawn on the generator's device and, if the tensors live elsewhere
+            (a CPU generator with CUDA tensors), copied to theirs once per epoch; batches are
+            then gathered on the tensors' device, with no host-device copy per batch.
         transform: Applied to the first tensor of each batch only, e.g.
             :func:`dynamic_binarize`.
 
@@ -81,7 +83,8 @@ class InMemoryBatches:
         """The order of one epoch: a fresh permutation from ``generator`` (or ``arange`` without shuffling)."""
         n, device = self.num_examples, self.tensors[0].device
         if self.shuffle:
-            return torch.randperm(n, generator=self.generator, device=device)
+            source = device if self.generator is None else self.generator.device
+            return torch.randperm(n, generator=self.generator, device=source).to(device)
         return torch.arange(n, device=device)
 
     def iterate(self, order: Tensor, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
@@ -96,6 +99,7 @@ class InMemoryBatches:
             if self.transform is not None:
                 batch[0] = self.transform(batch[0])
             yield tuple(batch)
+
 
 def dynamic_binarize(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Each pixel drawn as Bernoulli(grey value) (Burda et al. 2015 protocol); returns float tensor of 0/1, same shape.
