@@ -294,12 +294,15 @@ class Trainer:
 
     def _loss_or_nan(self, x: Tensor, context: Tensor | None) -> Tensor:
         """``self.loss(x, context)``, or a NaN that still back-propagates (zero gradients) when a
-        distribution refused non-finite parameters (Pyro's argument validation raises before any
-        loss exists); the guard then skips the step like any other non-finite one."""
+        distribution refused non-finite parameters after training began (Pyro's argument
+        validation raises before any loss exists); the guard then skips the step like any other
+        non-finite one."""
         try:
             return self.loss(x, context)
         except ValueError as error:
-            if not _is_invalid_values(error):
+            # Before any update has been made the model itself is at fault (a bug, not a
+            # divergence): let the error through so that it names the offending site.
+            if not _is_invalid_values(error) or self.record.steps == int(self.guard.skipped):
                 raise
             zero = sum((p.sum() * 0.0 for p in self.module.parameters() if p.requires_grad), torch.zeros(()))
             return zero + torch.nan

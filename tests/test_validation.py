@@ -1,5 +1,6 @@
 """Input checks at the library edge: one line naming the problem and the fix, before any training."""
 
+import pyro
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ def tiny_vae(likelihood=BernoulliLikelihood):
 
 
 def fit_error(data, context=None, likelihood=BernoulliLikelihood, test=None):
+    pyro.clear_param_store()  # several models per test share the default name
     vae = tiny_vae(likelihood)
     before = [p.detach().clone() for p in vae.parameters()]
     with pytest.raises(InputError) as info:
