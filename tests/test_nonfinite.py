@@ -106,3 +106,20 @@ def test_nan_distribution_parameters_are_skipped_not_raised():
     record = trainer.fit(torch.rand(112, 1, 8, 8), epochs=1)
     assert record.history[0]["skipped_steps"] == 2
     assert all(torch.isfinite(p).all() for p in vae.parameters())
+
+
+def test_a_model_invalid_before_any_update_still_raises():
+    """Invalid distribution arguments on the very first step are a bug in the model, not a divergence."""
+    import pyro
+    import pyro.distributions as dist
+
+    vae = VAE(DiagonalNormalEncoder(MLP((1, 8, 8), [16], 4), 2), BernoulliLikelihood(MLP(2, [16], 64), (1, 8, 8)),
+              StandardNormalPrior(2))
+
+    def guide(x, context=None):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], 2), -torch.ones(x.shape[0], 2)).to_event(1))
+
+    trainer = Trainer(vae, model=vae.model, guide=guide, progress=False)
+    with pytest.raises(ValueError, match="found invalid values"):
+        trainer.fit(torch.rand(32, 1, 8, 8), epochs=1)
