@@ -2,6 +2,7 @@
 
 from pyrovae.clustering import cluster, component_probabilities
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.errors import InputError, NonFiniteError, PyrovaeError, TrainingInterrupted
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
@@ -56,4 +57,8 @@ __all__ = [
     "component_probabilities",
     "LatentScale",
     "linear_warmup",
+    "PyrovaeError",
+    "InputError",
+    "NonFiniteError",
+    "TrainingInterrupted",
 ]

@@ -9,6 +9,7 @@ extra sites, and analytic KL terms under ``TraceMeanField_ELBO`` are scaled the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from pyro.poutine.messenger import Messenger
@@ -29,6 +30,18 @@ class LatentScale(Messenger):
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         self.weight = weight
+
+    def __call__(self, fn: Callable) -> Callable:
+        """Wrap ``fn`` so that it runs under this scale; while ``weight`` is exactly 1 the
+        wrapper calls ``fn`` directly, leaving this messenger off Pyro's stack (it would
+        change nothing, and each messenger on the stack costs time at every site)."""
+        scaled = super().__call__(fn)
+
+        @functools.wraps(fn)
+        def maybe_scaled(*args, **kwargs):
+            return fn(*args, **kwargs) if self.weight == 1.0 else scaled(*args, **kwargs)
+
+        return maybe_scaled
 
     def _process_message(self, msg: dict) -> None:
         if msg["type"] == "sample" and not msg["is_observed"] and self.weight != 1.0:

@@ -2,27 +2,42 @@
 
 The ELBO comes from Pyro (``objective.differentiable_loss(model, guide, x)``), the step from
 one ``torch.optim.Adam`` over the module's parameters. That is the same maximisation that
-``SVI(model, guide, pyro.optim.Adam, objective)`` performs, without the per-step cost of
-Pyro's param-store optimizer wrappers; the loss is read from the device once per epoch, not
-every step.
+``SVI(model, guide, pyro.optim.Adam, objective)`` performs, without Pyro's fixed per-step
+costs that a torch optimizer makes unnecessary:
+
+* Pyro's param-store optimizer wrappers, and ``pyro.module`` registering every parameter on
+  every model and guide run (a :class:`~pyrovae.VAE` is registered once, then run inside
+  ``vae.without_registration()``);
+* the ``.item()`` calls inside ``Trace_ELBO.differentiable_loss`` (the default objective is
+  :class:`~pyrovae.elbo.SyncFreeTrace_ELBO`, equal in value and gradient);
+* Pyro's validation checks on every step (they run on the first step of every epoch);
+* the loss read back from the device every step (it is read once per epoch).
+
+Measured against a hand-written PyTorch twin in ``benchmarks/speed.py``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyro
 import torch
 from pyro.infer import ELBO, Trace_ELBO
 from torch import Tensor, nn
 
 from pyrovae.data.batches import InMemoryBatches
+from pyrovae.elbo import SyncFreeTrace_ELBO
+from pyrovae.errors import NonFiniteError, TrainingInterrupted
+from pyrovae.guard import NonFiniteGuard
 from pyrovae.metrics import elbo_parts
 from pyrovae.objectives import LatentScale, linear_warmup
 
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
+StepCallback = Callable[["Trainer"], None]
 
 
 class ELBOLoss(nn.Module):
@@ -31,6 +46,11 @@ class ELBOLoss(nn.Module):
 
     Being an ``nn.Module`` that owns ``module``'s parameters, it can be wrapped as a whole by
     ``DistributedDataParallel`` or ``torch.compile``.
+
+    When ``module`` offers ``without_registration()`` (a :class:`~pyrovae.VAE` does), model
+    and guide run inside it: the parameters are optimised from ``module.parameters()``, so the
+    per-call ``pyro.module`` registration in Pyro's param store is skipped. Call
+    ``module.register_params()`` once if the store should list them (``Trainer`` does).
     """
 
     def __init__(self, module: nn.Module, model: Callable, guide: Callable, objective: Any) -> None:
@@ -39,9 +59,12 @@ class ELBOLoss(nn.Module):
         self.model = model
         self.guide = guide
         self.objective = objective
+        self._unregistered = getattr(module, "without_registration", nullcontext)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
+        """Negative objective per data point, a 0-d tensor; ``x`` is ``(batch, *event_shape)``."""
+        with self._unregistered():
+            return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
 
 
 @dataclass
@@ -65,7 +88,8 @@ class Trainer:
         model, guide: Pyro callables taking ``(x, context)``; default ``module.model`` and
             ``module.guide``.
         objective: anything with ``differentiable_loss(model, guide, x, context)``, e.g.
-            ``Trace_ELBO()``, ``TraceMeanField_ELBO()``, ``TraceEnum_ELBO(max_plate_nesting=1)``.
+            ``Trace_ELBO()``, ``TraceMeanField_ELBO()``, ``TraceEnum_ELBO(max_plate_nesting=1)``;
+            default :class:`~pyrovae.elbo.SyncFreeTrace_ELBO` (``Trace_ELBO`` without host syncs).
         eval_objective: the ELBO used for the per-epoch figures; default ``Trace_ELBO()``.
         lr: Adam learning rate.
         batch_size: data points per step.
@@ -75,9 +99,26 @@ class Trainer:
             (dynamic binarization); needs a transform, see ``pyrovae.data.dynamic_binarize``.
         transform: a function applied to every training batch (e.g. dynamic binarization).
         progress: show a progress bar.
-        generator: random source for shuffling (seed it for reproducible runs).
+        generator: random source for shuffling (seed it for reproducible runs). It may live on
+            another device than the data (a CPU generator for CUDA data): the permutation is
+            then drawn there and copied once per epoch.
         callbacks: functions ``f(trainer, epoch_figures)`` called after every epoch
             (checkpoints, metrics files).
+        step_callbacks: functions ``f(trainer)`` called after every step (checkpoints every
+            N steps); the trainer is then at a step boundary and ``state_dict()`` resumes there.
+        max_nonfinite_steps: stop with :class:`~pyrovae.errors.NonFiniteError` after this many
+            steps in a row with a non-finite loss or gradient (each such step is skipped:
+            no update; the count is ``skipped_steps`` in every epoch's figures).
+        validate_every_step: run Pyro's validation checks (model and guide sites match, site
+            shapes, distribution arguments, NaN warning) on every step. By default they run,
+            when Pyro validation is enabled (``pyro.enable_validation``), on the first step of
+            every epoch and of every direct run of ``step``, and are off for the others: the
+            checks cost about a millisecond per step and, on a GPU, synchronise with the host.
+
+    The optimizer is ``torch.optim.Adam`` with ``fused=True`` where the parameters' device
+    supports it (one kernel for all parameters; plain Adam otherwise). A :class:`~pyrovae.VAE`
+    is registered in Pyro's param store once, here, and not on every step (see
+    :class:`ELBOLoss`).
     """
 
     def __init__(
@@ -96,14 +137,19 @@ class Trainer:
         progress: bool = True,
         generator: torch.Generator | None = None,
         callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
+        step_callbacks: list[StepCallback] | tuple[StepCallback, ...] = (),
+        max_nonfinite_steps: int = 10,
+        validate_every_step: bool = False,
     ) -> None:
         self.module = module
+        if model is None and guide is None and hasattr(module, "register_params"):
+            module.register_params()
         self.latent_scale = LatentScale(beta)
-        self.objective = objective or Trace_ELBO()
+        self.objective = objective or SyncFreeTrace_ELBO()
         self.loss = ELBOLoss(module, self.latent_scale(model or module.model),
                              self.latent_scale(guide or module.guide), self.objective)
         self.eval_objective = eval_objective or Trace_ELBO()
-        self.optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+        self.optimizer = make_adam(module.parameters(), lr=lr)
         self.batch_size = batch_size
         self.beta = beta
         self.warmup_epochs = warmup_epochs
@@ -111,17 +157,72 @@ class Trainer:
         self.progress = progress
         self.generator = generator
         self.callbacks = list(callbacks)
+        self.validate_every_step = validate_every_step
         self.record = TrainingRecord()
         self.epoch = 0
+        self._validate_next_step = True
+        self.step_callbacks = list(step_callbacks)
+        self.guard = NonFiniteGuard(max_nonfinite_steps)
+        # Where the current epoch stands, so that a checkpoint taken between two steps resumes
+        # there: batches done, the generator state its permutation was drawn from, the sum of
+        # the finite losses so far and the skipped-step count when the epoch began.
+        self._batch_in_epoch = 0
+        self._order_state: Tensor | None = None
+        self._epoch_acc: Tensor | None = None
+        self._skipped_before_epoch = 0
+        self._pending_generator_state: Tensor | None = None
+        self._stop_signal: int | None = None
 
     def step(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """One optimisation step on a batch; returns the loss per data point (a 0-d tensor,
-        not synchronised with the host)."""
+        not synchronised with the host), NaN when the step was skipped as non-finite.
+
+        Args:
+            x: ``(batch, *event_shape)`` on the module's device.
+            context: ``(batch, ...)`` or None.
+        """
+        checked = self.validate_every_step or self._validate_next_step
+        self._validate_next_step = False
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(x, context)
+        with nullcontext() if checked else pyro.validation_enabled(False):
+            loss = self._loss_or_nan(x, context)
         loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        ok = self.guard.step(self.optimizer, loss)  # the update, unless loss or gradient is NaN/inf
+        return torch.where(ok, loss.detach(), torch.nan)
+
+    def train_epoch(self, batches: Iterable[tuple[Tensor, ...]], schedule: Callable[[int], float],
+                    epoch_length: int | None = None) -> Tensor:
+        """One pass of :meth:`step` over ``batches``; returns the mean loss per data point over
+        the steps not skipped, as a 0-d tensor on the data's device (read it with ``.item()``
+        once, not per step).
+
+        After every step: step callbacks, the non-finite guard's check, and a stop requested by
+        a signal (:class:`~pyrovae.errors.TrainingInterrupted`), all at a step boundary where
+        :meth:`state_dict` resumes exactly. ``epoch_length`` is the number of batches in a
+        whole epoch when ``batches`` resumes one part-way (default: the batches given).
+        """
+        self._validate_next_step = True
+        if self._batch_in_epoch == 0 or self._epoch_acc is None:
+            self._epoch_acc = torch.zeros(())
+            self._skipped_before_epoch = int(self.guard.skipped)
+        for batch in batches:
+            self.latent_scale.weight = schedule(self.record.steps)
+            loss = self.step(*batch).nan_to_num(0.0)  # a skipped step returns NaN
+            self._epoch_acc = self._epoch_acc.to(loss.device) + loss
+            self.record.steps += 1
+            self._batch_in_epoch += 1
+            self.guard.check(f" at step {self.record.steps} (epoch {self.epoch + 1})")
+            for callback in self.step_callbacks:
+                callback(self)
+            if self._stop_signal is not None:
+                if hasattr(batches, "close"):
+                    batches.close()
+                raise TrainingInterrupted(f"stopped by signal {self._stop_signal} at step "
+                                          f"{self.record.steps}", self._stop_signal)
+        self.guard.check(f" in epoch {self.epoch + 1}", force=True)
+        steps = epoch_length if epoch_length is not None else self._batch_in_epoch
+        finite_steps = steps - (int(self.guard.skipped) - self._skipped_before_epoch)
+        return self._epoch_acc / max(finite_steps, 1)
 
     def fit(
         self,
@@ -146,10 +247,17 @@ class Trainer:
             The record, also kept in ``self.record``; each epoch's dict holds ``epoch``,
             ``train_loss`` (mean per-point loss during the epoch), ``train_elbo``,
             ``train_recon``, ``train_kl``, ``test_elbo``, ``test_recon``, ``test_kl``,
-            ``kl_weight`` and ``seconds``.
+            ``kl_weight``, ``seconds`` (the whole epoch) and ``train_seconds`` (its
+            optimisation steps only, without the evaluation).
         """
         from tqdm.auto import tqdm
 
+        check = getattr(self.module, "check_inputs", None)
+        if check is not None:
+            check(train, train_context, what="training data")
+            if test is not None:
+                check(test, test_context, what="test data")
+        self._ensure_generator(train.device)
         tensors = (train,) if train_context is None else (train, train_context)
         batches = InMemoryBatches(*tensors, batch_size=self.batch_size, shuffle=True,
                                   generator=self.generator, transform=self.transform)
@@ -157,34 +265,173 @@ class Trainer:
         for _ in range(epochs):
             start = time.perf_counter()
             self.module.train()
-            total = torch.zeros((), device=train.device)
-            bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", disable=not self.progress,
-                       leave=False, unit="batch")
-            for batch in bar:
-                self.latent_scale.weight = schedule(self.record.steps)
-                total += self.step(*batch)
-                self.record.steps += 1
-            figures = {"epoch": self.epoch + 1, "train_loss": total.item() / len(batches),
-                       "kl_weight": self.latent_scale.weight}
+            # The bar only counts batches; nothing in it reads a tensor, so no host sync.
+            order = self._epoch_order(batches, train.device)
+            bar = tqdm(batches.iterate(order, self._batch_in_epoch), desc=f"epoch {self.epoch + 1}",
+                       disable=not self.progress, leave=False, unit="batch",
+                       initial=self._batch_in_epoch, total=len(batches))
+            train_loss = self.train_epoch(bar, schedule, epoch_length=len(batches)).item()
+            train_seconds = time.perf_counter() - start
+            figures = {"epoch": self.epoch + 1, "train_loss": train_loss, "kl_weight": self.latent_scale.weight,
+                       "train_seconds": train_seconds, "skipped_steps": int(self.guard.skipped)}
             figures.update(self.evaluate(train[:eval_size], None if train_context is None
                                          else train_context[:eval_size], prefix="train"))
             if test is not None:
                 figures.update(self.evaluate(test, test_context, prefix="test"))
             self.epoch += 1
+            self._batch_in_epoch = 0
             figures["seconds"] = time.perf_counter() - start
             self.record.seconds += figures["seconds"]
             self.record.history.append(figures)
             for callback in self.callbacks:
                 callback(self, figures)
+            if self._stop_signal is not None and _ + 1 < epochs:  # a signal during evaluation
+                raise TrainingInterrupted(f"stopped by signal {self._stop_signal} after epoch {self.epoch}",
+                                          self._stop_signal)
         return self.record
+
+    # -- stopping, saving and resuming at a step boundary ---------------------------------------
+
+    def request_stop(self, signal_number: int) -> None:
+        """Ask ``fit`` to stop after the current step by raising
+        :class:`~pyrovae.errors.TrainingInterrupted`; safe to call from a signal handler."""
+        self._stop_signal = signal_number
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where training stands (between two steps).
+
+        Holds only tensors, numbers, strings, lists and dicts, so ``torch.load(...,
+        weights_only=True)`` reads it back. The global random states (torch, Python, NumPy),
+        which Pyro's sampling uses, are not part of it: see ``pyrovae.checkpoint.rng_state``.
+
+        Returns:
+            ``module``, ``optimizer``, ``epoch`` (epochs done), ``steps``, ``seconds``,
+            ``history``, ``generator`` (shuffling state), ``position`` (batches done in the
+            current epoch, the state its order was drawn from, its running loss sum and the
+            skipped-step count when it began),
+            ``kl_weight`` (warm-up position) and ``guard`` (skipped-step counters).
+        """
+        loss_sum = 0.0 if self._epoch_acc is None or self._batch_in_epoch == 0 else self._epoch_acc.item()
+        generator = self.generator.get_state() if self.generator is not None else self._pending_generator_state
+        return {
+            "module": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "steps": self.record.steps,
+            "seconds": self.record.seconds,
+            "history": [dict(figures) for figures in self.record.history],
+            "generator": generator,
+            "position": {"batch": self._batch_in_epoch, "order_state": self._order_state,
+                         "loss_sum": loss_sum, "skipped_before": self._skipped_before_epoch},
+            "kl_weight": self.latent_scale.weight,
+            "guard": self.guard.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; the next ``fit`` goes on from that step.
+
+        Raises:
+            pyrovae.checkpoint.CheckpointError: if the module's weights do not fit this model
+                (naming the first mismatching parameter).
+        """
+        from pyrovae.checkpoint import load_module_state
+
+        load_module_state(self.module, state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.record = TrainingRecord(history=[dict(f) for f in state["history"]],
+                                     steps=int(state["steps"]), seconds=float(state["seconds"]))
+        if state["generator"] is not None:
+            if self.generator is not None:
+                try:
+                    self.generator.set_state(state["generator"].cpu())
+                except RuntimeError:
+                    from pyrovae.checkpoint import CheckpointError
+
+                    raise CheckpointError(
+                        f"the checkpoint's shuffling state does not fit a {self.generator.device} generator; "
+                        "the run was trained on another kind of device: resume it on that kind of device") from None
+            else:
+                self._pending_generator_state = state["generator"].cpu()
+        position = state["position"]
+        self._batch_in_epoch = int(position["batch"])
+        order_state = position["order_state"]
+        self._order_state = None if order_state is None else order_state.cpu()
+        self._epoch_acc = torch.tensor(float(position["loss_sum"]))
+        self._skipped_before_epoch = int(position["skipped_before"])
+        self.latent_scale.weight = float(state["kl_weight"])
+        self.guard.load_state_dict(state["guard"])
+
+    def _loss_or_nan(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """``self.loss(x, context)``, or a NaN that still back-propagates (zero gradients) when a
+        distribution refused non-finite parameters after training began (Pyro's argument
+        validation raises before any loss exists); the guard then skips the step like any other
+        non-finite one."""
+        try:
+            return self.loss(x, context)
+        except ValueError as error:
+            # Before any update has been made the model itself is at fault (a bug, not a
+            # divergence): let the error through so that it names the offending site.
+            if not _is_invalid_values(error) or self.record.steps == int(self.guard.skipped):
+                raise
+            zero = sum((p.sum() * 0.0 for p in self.module.parameters() if p.requires_grad), torch.zeros(()))
+            return zero + torch.nan
+
+    def _ensure_generator(self, device: torch.device) -> None:
+        """Shuffle with a generator of our own, so the data order is part of the saved state."""
+        if self.generator is None:
+            self.generator = torch.Generator(device=device)
+            if self._pending_generator_state is not None:
+                self.generator.set_state(self._pending_generator_state)
+            else:
+                self.generator.manual_seed(int(torch.randint(0, 2**62, ())))
+            self._pending_generator_state = None
+
+    def _epoch_order(self, batches: InMemoryBatches, device: torch.device) -> Tensor:
+        """This epoch's permutation: a fresh one, or, inside a resumed epoch, the one drawn before."""
+        if self._batch_in_epoch == 0:
+            self._order_state = self.generator.get_state()
+            self._epoch_acc = torch.zeros((), device=device)
+            self._skipped_before_epoch = int(self.guard.skipped)
+            return batches.permutation()
+        now = self.generator.get_state()
+        self.generator.set_state(self._order_state)
+        order = batches.permutation()
+        self.generator.set_state(now)
+        self._epoch_acc = self._epoch_acc.to(device)
+        return order
 
     def evaluate(self, data: Tensor, context: Tensor | None = None, prefix: str = "test") -> dict[str, float]:
         """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc."""
         self.module.eval()
         model, guide = self.module.model, self.module.guide
-        parts = elbo_parts(model, guide, data, context, objective=self.eval_objective)
+        try:
+            parts = elbo_parts(model, guide, data, context, objective=self.eval_objective)
+        except ValueError as error:
+            if not _is_invalid_values(error):
+                raise
+            raise NonFiniteError(
+                f"evaluating the {prefix} ELBO after epoch {self.epoch + 1} met non-finite (NaN or infinite) "
+                "distribution parameters; try a lower learning rate (--lr), another likelihood, or check "
+                "the data for extreme values") from None
         self.module.train()
         return {f"{prefix}_{k}": v for k, v in parts.items()}
 
 
-__all__ = ["ELBOLoss", "Trainer", "TrainingRecord"]
+def _is_invalid_values(error: ValueError) -> bool:
+    """Whether ``error`` is torch's distribution validation refusing NaN or infinite arguments."""
+    return "found invalid values" in str(error)
+
+
+def make_adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """``torch.optim.Adam`` with ``fused=True`` where the parameters' device and dtype allow it
+    (one kernel updates every parameter; on 2 CPU cores about five times faster than the
+    per-tensor loop for the tutorial VAE), plain ``Adam`` otherwise."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
+
+
+__all__ = ["ELBOLoss", "Trainer", "TrainingRecord", "make_adam"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -33,6 +36,9 @@ class VAE(nn.Module):
         ``(batch, ...)`` and goes to the prior, and to the encoder and likelihood when they
         declare a ``context_dim``.
     """
+
+    #: Depth of nested :meth:`without_registration` blocks; ``model``/``guide`` register when 0.
+    _registration_paused: int = 0
 
     def __init__(self, encoder: Encoder, likelihood: Likelihood, prior: Prior, name: str = "vae") -> None:
         super().__init__()
@@ -66,10 +72,21 @@ class VAE(nn.Module):
             self.prior.guide_sample("z", z, x, context)
 
     def _register(self) -> None:
+        """Called at the top of ``model`` and ``guide``: :meth:`register_params` unless paused."""
+        if not self._registration_paused:
+            self.register_params()
+
+    def register_params(self) -> None:
         """``pyro.module(self.name, self)``, refusing to share a name with another model.
 
-        Pyro's param store is global: a second model registered under the same name would get
-        the first model's tensors back, and SVI would then silently train the wrong weights.
+        ``model`` and ``guide`` call this on every run, which is what ``SVI`` with a
+        ``pyro.optim`` optimizer needs: that optimizer finds the parameters in Pyro's param
+        store. Pyro's param store is global: a second model registered under the same name
+        would get the first model's tensors back, and SVI would then silently train the
+        wrong weights.
+
+        Raises:
+            ValueError: if the store holds a different tensor under one of this model's names.
         """
         pyro.module(self.name, self)
         store = pyro.get_param_store()
@@ -82,9 +99,47 @@ class VAE(nn.Module):
                     "this VAE with another name=."
                 )
 
+    @contextmanager
+    def without_registration(self) -> Iterator[None]:
+        """Run ``model`` and ``guide`` without their per-call ``pyro.module`` inside this block.
+
+        For loops that optimise ``vae.parameters()`` with a torch optimizer (as
+        :class:`~pyrovae.Trainer` does), the param store plays no part in the step, and
+        registering every parameter on every call costs a fraction of a millisecond per run.
+        Call :meth:`register_params` once beforehand if the store should still list the
+        parameters (the trainer does). Outside the block, and for ``SVI`` with ``pyro.optim``,
+        every call registers as before.
+
+        Example::
+
+            vae.register_params()
+            with vae.without_registration():
+                loss = Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
+        """
+        self._registration_paused += 1
+        try:
+            yield
+        finally:
+            self._registration_paused -= 1
+
     @staticmethod
     def _ctx(part: nn.Module, context: Tensor | None) -> Tensor | None:
         return context if getattr(part, "context_dim", 0) else None
+
+    def check_inputs(self, x: Tensor, context: Tensor | None = None, what: str = "data") -> None:
+        """Refuse data this model cannot score, with a one-line message naming the fix.
+
+        Checks that ``x`` is non-empty, of shape ``(N, *event_shape)``, finite and inside the
+        likelihood's support (``likelihood.support_rule``), and that ``context`` has one finite
+        row per data point. :class:`~pyrovae.training.Trainer` calls this before training.
+
+        Raises:
+            pyrovae.errors.InputError: naming the first problem.
+        """
+        from pyrovae.validation import check_context, check_data
+
+        check_data(x, self.event_shape, self.likelihood, what=what)
+        check_context(context, x.shape[0], what=f"{what} context")
 
     # -- using a trained model ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ EXAMPLES = {
     "mixture_prior.py": "most common digit",
     "custom_prior.py": "Student-t prior",
     "flow_guide.py": "IAF guide",
+    "resumable_svi.py": "resumed run equals the straight run: True",
 }
 
 

@@ -36,6 +36,8 @@ HELP = {
     "device": "auto, cpu, cuda or mps",
     "out": "output folder for checkpoint, metrics and pictures",
     "progress": "show a progress bar",
+    "checkpoint_every": "also write the checkpoint every N steps (0: after every epoch only)",
+    "max_nonfinite_steps": "stop after this many steps in a row with a NaN/inf loss or gradient (each is skipped)",
 }
 
 
@@ -61,13 +63,23 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                             help=f"{HELP.get(f.name, '')} (default: {default})")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ``pyrovae: error: ...`` pointing at ``--help``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"pyrovae: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyrovae", description="Variational autoencoders written in Pyro.")
+    parser = _OneLineParser(prog="pyrovae", description="Variational autoencoders written in Pyro.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a VAE and write checkpoint, metrics and pictures")
     train.add_argument("--config", metavar="FILE", help="TOML file of settings (flags override it)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument("--resume", metavar="OUTDIR",
+                       help="continue the run in OUTDIR from its last checkpoint, with its stored settings "
+                            "(only --epochs and a few other flags may change)")
     _add_config_flags(train)
 
     sample = commands.add_parser("sample", help="write a grid of samples from a trained checkpoint")
@@ -79,17 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Dataclass defaults, overridden by the TOML file, overridden by explicit flags."""
+    """Dataclass defaults, overridden by the TOML file, overridden by explicit flags.
+
+    With ``--resume OUTDIR`` the settings come from OUTDIR's checkpoint instead, and the file
+    and flags may only change those in :data:`pyrovae.cli.resume.CHANGEABLE`.
+    """
     values = read_toml(args.config) if args.config else {}
     names = {f.name for f in fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in names})
+    if getattr(args, "resume", None):
+        from pyrovae.cli.resume import resume_config
+
+        if args.overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other: continue the run, or replace it")
+        return resume_config(args.resume, values)
     return TrainConfig.from_dict(values, source=args.config or "flags")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrovae`` command; returns the exit code."""
-    from pyrovae.checkpoint import CheckpointError
     from pyrovae.data import DatasetError
+    from pyrovae.errors import PyrovaeError, TrainingInterrupted
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -97,14 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             from pyrovae.cli.train import run_train
 
-            run_train(config_from_args(args), overwrite=args.overwrite)
+            run_train(config_from_args(args), overwrite=args.overwrite, resume=bool(args.resume))
         elif args.command == "sample":
             from pyrovae.cli.sample import run_sample
 
             if args.num_samples < 1:
                 raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
             run_sample(args.checkpoint, args.num_samples, args.out, args.seed)
-    except (ConfigError, CheckpointError, DatasetError) as e:
+    except TrainingInterrupted as e:
+        print(f"pyrovae: {e}", file=sys.stderr)
+        return e.exit_code
+    except (PyrovaeError, DatasetError) as e:
         print(f"pyrovae: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pyrovae.errors import PyrovaeError
 
-class ConfigError(ValueError):
+
+class ConfigError(PyrovaeError, ValueError):
     """A configuration value is unknown or out of range; the message names it and the fix."""
 
 
@@ -44,6 +47,8 @@ class TrainConfig:
     device: str = "auto"
     out: str = "runs/vae"
     progress: bool = True
+    checkpoint_every: int = 0
+    max_nonfinite_steps: int = 10
 
     def __post_init__(self) -> None:
         positive = {"hidden": self.hidden, "latent_dim": self.latent_dim, "epochs": self.epochs,
@@ -54,6 +59,17 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.train_size is not None and self.train_size < 1:
             raise ConfigError(f"--train-size must be at least 1, got {self.train_size}")
+        for name in ("lr", "beta", "warmup_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be 0 (every epoch only) or a number of steps, "
+                              f"got {self.checkpoint_every}")
+        if self.max_nonfinite_steps < 1:
+            raise ConfigError(f"--max-nonfinite-steps must be at least 1, got {self.max_nonfinite_steps}")
+        if not self.out:
+            raise ConfigError("--out must name a folder, got an empty string")
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.beta < 0:

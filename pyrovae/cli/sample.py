@@ -8,7 +8,7 @@ import pyro
 import torch
 
 from pyrovae import plots
-from pyrovae.checkpoint import CheckpointError, load_checkpoint
+from pyrovae.checkpoint import load_checkpoint, load_module_state
 from pyrovae.cli.config import TrainConfig
 from pyrovae.cli.registry import build_vae
 from pyrovae.vae import VAE
@@ -19,12 +19,7 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE,
     payload = load_checkpoint(path, map_location=device)
     config = TrainConfig.from_dict(payload["config"], source=str(path))
     vae = build_vae(config, tuple(payload["image_shape"]))
-    try:
-        vae.load_state_dict(payload["model"])
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"{path} does not match the architecture its config describes ({first}); "
-                              "it was written by another version of pyrovae") from None
+    load_module_state(vae, payload["model"], source=str(path))
     return vae.to(device).eval(), config
 
 

@@ -3,49 +3,85 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
+from typing import Any
 
 import pyro
 import torch
 from tqdm.auto import tqdm
 
-from pyrovae.checkpoint import save_checkpoint
+from pyrovae.checkpoint import CheckpointEvery, load_checkpoint, restore_training
 from pyrovae.cli.config import ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
-from pyrovae.data import binarize_once, dynamic_binarize, load_dataset
+from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
+from pyrovae.errors import NonFiniteError, TrainingInterrupted
+from pyrovae.interrupts import stop_on_signals
 from pyrovae.report import save_run_pictures
 from pyrovae.training import Trainer, TrainingRecord
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
+#: Files whose presence means a folder already holds a run.
+RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME)
 
 
-def prepare_output_folder(out: Path, overwrite: bool) -> None:
-    """Create ``out``; refuse a folder that already holds a run unless ``overwrite``."""
-    if (out / CHECKPOINT_NAME).exists() and not overwrite:
-        raise ConfigError(f"output folder {out} already holds a run ({CHECKPOINT_NAME}); "
-                          "choose another --out, or pass --overwrite to replace it")
+def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False, create: bool = True) -> None:
+    """Create ``out``; refuse a folder that already holds a run unless ``overwrite`` or ``resume``.
+
+    Nothing is ever deleted: ``overwrite`` lets the new run write over the old run's files.
+    With ``create=False`` only check, so that bad data can be refused before anything is made.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is an existing file, not a folder; choose another --out")
+    if not resume:
+        existing = [name for name in RUN_FILES if (out / name).exists()]
+        if existing and not overwrite:
+            raise ConfigError(f"output folder {out} already holds a run ({', '.join(existing)}); "
+                              "choose another --out, continue it with --resume, or pass --overwrite to replace it")
+    if not create:
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create output folder {out} ({e.strerror}); choose another --out") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {out} is not writable; choose another --out or fix its permissions")
 
 
-def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
-    """Train the model ``config`` describes and write every output into ``config.out``."""
+def _load_data(config: TrainConfig) -> Any:
+    if config.dataset.endswith(".npz"):
+        return load_npz(config.dataset, seed=config.seed)
+    return load_dataset(config.dataset, root=config.data_root, download=config.download)
+
+
+def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False) -> TrainingRecord:
+    """Train the model ``config`` describes and write every output into ``config.out``.
+
+    With ``resume``, continue the run whose checkpoint is in ``config.out`` (``config`` then
+    comes from that checkpoint, see :func:`pyrovae.cli.resume.resume_config`): the data order
+    and every random draw continue where they stopped, so the result equals an uninterrupted
+    run's. SIGINT or SIGTERM stop at the next step boundary after writing a checkpoint and raise
+    :class:`~pyrovae.errors.TrainingInterrupted` (exit code 130 or 143).
+    """
     out = Path(config.out)
-    prepare_output_folder(out, overwrite)
+    prepare_output_folder(out, overwrite, resume, create=False)
+    payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
 
-    data = load_dataset(config.dataset, root=config.data_root, download=config.download)
+    data = _load_data(config)
     train = data.train_images[: config.train_size].to(device)
     test = data.test_images.to(device)
     vae = build_vae(config, tuple(data.image_shape)).to(device)
     if not vae.likelihood.in_support(train):
         raise ConfigError(f"the data are outside the {config.likelihood} likelihood's support: it needs "
                           f"{vae.likelihood.support_rule}; choose another --likelihood")
+    vae.check_inputs(train, what="training data")
+    vae.check_inputs(test, what="test data")
+    prepare_output_folder(out, overwrite, resume)
 
     generator = torch.Generator(device=device).manual_seed(config.seed)
     transform = None
@@ -54,34 +90,52 @@ def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
         test = binarize_once(test, seed=config.seed)
 
     metrics_path = out / METRICS_NAME
-    metrics_path.write_text("")
+    saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
+                            image_shape=list(data.image_shape))
 
     def log_epoch(trainer: Trainer, figures: dict[str, float]) -> None:
+        saver.save(trainer)
         with metrics_path.open("a") as f:
             f.write(json.dumps(figures) + "\n")
-        save_checkpoint(out / CHECKPOINT_NAME, {
-            "config": config.to_dict(),
-            "image_shape": list(data.image_shape),
-            "model": vae.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(),
-            "epoch": trainer.epoch,
-            "step": trainer.record.steps,
-            "history": trainer.record.history,
-        })
         tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  "
                    f"train ELBO {figures['train_elbo']:9.2f}  test ELBO {figures['test_elbo']:9.2f}  "
                    f"(recon {figures['test_recon']:8.2f}, KL {figures['test_kl']:6.2f})  "
-                   f"{figures['seconds']:.1f} s")
+                   f"{figures['seconds']:.1f} s" + (f"  skipped {figures['skipped_steps']} non-finite steps"
+                                                     if figures.get("skipped_steps") else ""))
 
     trainer = Trainer(vae, objective=build_objective(config), eval_objective=build_eval_objective(config),
                       lr=config.lr, batch_size=config.batch_size,
                       beta=config.beta, warmup_epochs=config.warmup_epochs, transform=transform,
-                      progress=config.progress, generator=generator, callbacks=[log_epoch])
-    record = trainer.fit(train, test, epochs=config.epochs)
+                      progress=config.progress, generator=generator, callbacks=[log_epoch],
+                      step_callbacks=[saver.on_step], max_nonfinite_steps=config.max_nonfinite_steps)
+    if payload is not None:
+        restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))
+        # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
+        _write_atomically(metrics_path, "".join(json.dumps(f) + "\n" for f in trainer.record.history))
+        print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
+    else:
+        metrics_path.write_text("")
+    try:
+        with stop_on_signals(trainer):
+            record = trainer.fit(train, test, epochs=config.epochs - trainer.epoch)
+    except TrainingInterrupted as stop:
+        saver.save(trainer)
+        name = signal.Signals(stop.signal_number).name
+        raise TrainingInterrupted(
+            f"{name} received: stopped at step {trainer.record.steps} (epoch {trainer.epoch + 1}) and saved "
+            f"{out / CHECKPOINT_NAME}; continue with: pyrovae train --resume {out}", stop.signal_number) from None
+    except NonFiniteError as error:
+        raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     save_run_pictures(vae, test, data.test_labels, record.history, out)
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
           f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
     return record
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 __all__ = ["run_train", "prepare_output_folder", "CHECKPOINT_NAME", "METRICS_NAME"]

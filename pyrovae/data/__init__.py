@@ -1,7 +1,7 @@
 """Datasets in memory, mini-batches and binarization."""
 
 from pyrovae.data.batches import InMemoryBatches, binarize_once, dynamic_binarize
-from pyrovae.data.datasets import DATASET_NAMES, DatasetError, ImageData, from_arrays, load_dataset
+from pyrovae.data.datasets import DATASET_NAMES, DatasetError, ImageData, from_arrays, load_dataset, load_npz
 
 __all__ = [
     "DATASET_NAMES",
@@ -12,4 +12,5 @@ __all__ = [
     "dynamic_binarize",
     "from_arrays",
     "load_dataset",
+    "load_npz",
 ]

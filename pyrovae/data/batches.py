@@ -26,8 +26,10 @@ class InMemoryBatches:
         batch_size: Rows per batch.
         shuffle: Draw a fresh permutation every epoch; otherwise keep the stored order.
         drop_last: Leave out the final batch when it has fewer than ``batch_size`` rows.
-        generator: Source of randomness for the permutation, for reproducible epochs. Its
-            device must match the tensors' device.
+        generator: Source of randomness for the permutation, for reproducible epochs. The
+            permutation is drawn on the generator's device and, if the tensors live elsewhere
+            (a CPU generator with CUDA tensors), copied to theirs once per epoch; batches are
+            then gathered on the tensors' device, with no host-device copy per batch.
         transform: Applied to the first tensor of each batch only, e.g.
             :func:`dynamic_binarize`.
 
@@ -75,12 +77,23 @@ class InMemoryBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         """Yield one epoch of batches, each a tuple with one slice of every tensor."""
+        return self.iterate(self.permutation())
+
+    def permutation(self) -> Tensor:
+        """The order of one epoch: a fresh permutation from ``generator`` (or ``arange`` without shuffling)."""
         n, device = self.num_examples, self.tensors[0].device
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator, device=device)
-        else:
-            order = torch.arange(n, device=device)
-        for b in range(len(self)):
+            source = device if self.generator is None else self.generator.device
+            return torch.randperm(n, generator=self.generator, device=source).to(device)
+        return torch.arange(n, device=device)
+
+    def iterate(self, order: Tensor, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        """Yield the batches of an epoch in ``order``, from batch number ``start`` on.
+
+        Starting past zero lets a resumed run finish an interrupted epoch in the same order,
+        without applying ``transform`` (and drawing its random numbers) for the batches done.
+        """
+        for b in range(start, len(self)):
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             batch = [tensor.index_select(0, index) for tensor in self.tensors]
             if self.transform is not None:

@@ -244,3 +244,37 @@ def _check_labels(labels: Any, count: int, what: str, images_name: str) -> Tenso
     if y.numel() and int(y.min()) < 0:
         raise DatasetError(f"{what} contains negative values; class labels must be 0, 1, 2, ...")
     return y
+
+
+def load_npz(path: str | Path, test_fraction: float = 0.1, seed: int = 0) -> ImageData:
+    """Load user images from a NumPy ``.npz`` file (no pickled objects allowed) and check them.
+
+    The file holds ``train_images`` and optionally ``test_images``, ``train_labels`` and
+    ``test_labels``, in the formats :func:`from_arrays` accepts.
+
+    Raises:
+        DatasetError: if the file is missing, not an ``.npz`` archive, lacks ``train_images``,
+            or its arrays fail :func:`from_arrays`'s checks.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"data file {path} does not exist; pass an .npz file with a train_images array")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise DatasetError(f"data file {path} is not a readable .npz archive (not a zip file); "
+                               "save the arrays with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except ValueError as error:
+        raise DatasetError(f"data file {path} holds pickled objects ({error}); save plain arrays "
+                           "with numpy.savez") from None
+    except Exception as error:  # noqa: BLE001 - zip and format errors all mean "not an npz file"
+        raise DatasetError(f"data file {path} is not a readable .npz archive ({type(error).__name__}); "
+                           "save the arrays with numpy.savez") from None
+    if "train_images" not in arrays:
+        raise DatasetError(f"data file {path} has no train_images array (it has: "
+                           f"{', '.join(sorted(arrays)) or 'nothing'}); save one with numpy.savez")
+    known = ("train_images", "test_images", "train_labels", "test_labels")
+    return from_arrays(**{key: arrays.get(key) for key in known}, name=path.name,
+                       test_fraction=test_fraction, seed=seed)

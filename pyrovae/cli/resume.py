@@ -1,0 +1,55 @@
+"""``pyrovae train --resume OUTDIR``: the settings of a stored run, and which flags may change them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pyrovae.checkpoint import load_checkpoint
+from pyrovae.cli.config import ConfigError, TrainConfig
+
+#: Settings a resumed run may change: they touch neither the model nor the random streams.
+CHANGEABLE = frozenset({"epochs", "progress", "checkpoint_every", "max_nonfinite_steps", "data_root", "download"})
+
+
+def resume_config(out: str | Path, given: dict[str, Any], checkpoint_name: str = "checkpoint.pt") -> TrainConfig:
+    """The configuration stored in ``out``'s checkpoint, with the changeable settings in ``given`` applied.
+
+    Args:
+        out: the folder of the run to continue.
+        given: settings given explicitly on the command line or in a ``--config`` file.
+        checkpoint_name: the checkpoint file inside ``out``.
+
+    Raises:
+        ConfigError: if ``out`` holds no checkpoint, a given setting would change the model or
+            the random streams, or ``--epochs`` is not more than the epochs already done.
+        CheckpointError: if the checkpoint cannot be read.
+    """
+    out = Path(out)
+    path = out / checkpoint_name
+    if not path.exists():
+        raise ConfigError(f"--resume {out}: there is no {checkpoint_name} in that folder to continue from; "
+                          f"check the path, or start a new run with --out {out}")
+    payload = load_checkpoint(path, require=("trainer", "rng"))
+    stored = TrainConfig.from_dict(dict(payload["config"]), source=str(path)).to_dict()
+    if "out" in given and Path(given["out"]) != out:
+        raise ConfigError(f"--out {given['out']} conflicts with --resume {out}; a resumed run writes into "
+                          "its own folder: drop --out")
+    for name, value in given.items():
+        if name == "out" or name in CHANGEABLE or stored.get(name) == value:
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"{flag} {value} conflicts with the run in {out} ({flag} {stored.get(name)}); a "
+                          f"resumed run keeps the settings it was started with: drop {flag}, or start a "
+                          "new run with another --out")
+    stored.update({k: v for k, v in given.items() if k in CHANGEABLE})
+    stored["out"] = str(out)
+    config = TrainConfig.from_dict(stored, source=str(path))
+    done = int(payload["trainer"]["epoch"])
+    if config.epochs <= done and int(payload["trainer"]["position"]["batch"]) == 0:
+        raise ConfigError(f"the run in {out} has already finished {done} of {config.epochs} epochs; "
+                          f"pass --epochs N with N > {done} to train it further")
+    return config
+
+
+__all__ = ["resume_config", "CHANGEABLE"]

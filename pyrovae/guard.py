@@ -1,0 +1,116 @@
+"""Skipping optimisation steps whose loss or gradient is not finite, and stopping after too many.
+
+One NaN in a loss or gradient, passed to Adam, turns every parameter it touches into NaN for
+good. The guard reads one flag per step, ``isfinite(loss) & isfinite(||grad||)`` (the total
+gradient norm is non-finite as soon as one entry is), and leaves the parameters and the
+optimizer's moments untouched when it is false.
+
+Cost: on the CPU the flag is read directly (no device to wait for). On an accelerator, an
+optimizer that accepts ``found_inf`` (``torch.optim.Adam(..., fused=True)``, the path
+``torch.amp.GradScaler`` uses) skips the update on the device itself, so no host sync happens
+per step; the counters stay on the device and are read every ``check_every`` steps. Any other
+optimizer on an accelerator costs one host sync per step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pyrovae.errors import NonFiniteError
+
+
+def grad_norm(parameters: list[Tensor]) -> Tensor:
+    """Euclidean norm of all gradients together, a 0-d tensor (0 when there are none)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+class NonFiniteGuard:
+    """Make the optimizer step conditional on a finite loss and gradient, and count the skips.
+
+    Args:
+        max_consecutive: stop (raise :class:`~pyrovae.errors.NonFiniteError`) once this many
+            steps in a row were skipped.
+        check_every: on an accelerator, read the counters every this many steps (default
+            ``max_consecutive``); on the CPU they are read every step.
+
+    Attributes:
+        skipped: total skipped steps (an int, or a 0-d tensor on the device; ``int()`` it to read).
+    """
+
+    def __init__(self, max_consecutive: int = 10, check_every: int | None = None) -> None:
+        if max_consecutive < 1:
+            raise ValueError(f"max_consecutive must be at least 1, got {max_consecutive}")
+        self.max_consecutive = max_consecutive
+        self.check_every = check_every or max_consecutive
+        # Plain ints, or 0-d tensors on the device once the no-sync path is taken.
+        self.skipped: int | Tensor = 0
+        self._run: int | Tensor = 0
+        self._peak: int | Tensor = 0
+        self._calls = 0
+
+    def step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor:
+        """Call ``optimizer.step()`` if ``loss`` and every gradient are finite; return that flag (0-d bool)."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        ok = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm(params).to(loss.device))
+        self._calls += 1
+        if _skips_on_device(optimizer) and loss.device.type != "cpu":
+            # No host sync: the fused kernel reads found_inf on the device; counters stay there too.
+            optimizer.found_inf = (~ok).to(torch.float32)  # type: ignore[attr-defined]
+            try:
+                optimizer.step()
+            finally:
+                optimizer.found_inf = None  # type: ignore[attr-defined]
+            bad = (~ok).long()
+            self.skipped, self._run, self._peak = (torch.as_tensor(t, device=ok.device)
+                                                   for t in (self.skipped, self._run, self._peak))
+            self.skipped = self.skipped + bad
+            self._run = (self._run + 1) * bad
+            self._peak = torch.maximum(self._peak, self._run)
+            return ok
+        if bool(ok):  # one read of a flag: free on the CPU, a sync on an accelerator
+            optimizer.step()
+            self._run = 0
+        else:
+            self.skipped = int(self.skipped) + 1
+            self._run = int(self._run) + 1
+            self._peak = max(int(self._peak), self._run)
+        return ok
+
+    def check(self, where: str = "", force: bool = False) -> None:
+        """Raise :class:`~pyrovae.errors.NonFiniteError` if ``max_consecutive`` steps in a row were skipped.
+
+        Reads the device counters only when due (every step on the CPU, every ``check_every``
+        steps elsewhere) or when ``force``.
+        """
+        on_device = isinstance(self._peak, Tensor) and self._peak.device.type != "cpu"
+        due = force or not on_device or self._calls % self.check_every == 0
+        if not due or int(self._peak) < self.max_consecutive:
+            return
+        raise NonFiniteError(
+            f"training stopped{where}: {int(self._peak)} steps in a row had a non-finite (NaN or infinite) "
+            f"loss or gradient and were skipped ({int(self.skipped)} in all); try a lower learning rate "
+            "(--lr), another likelihood (e.g. --likelihood normal, or cbernoulli for grey pixels), "
+            "or check the data for extreme values"
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        """Counters as plain ints (one host read)."""
+        return {"skipped": int(self.skipped), "run": int(self._run), "peak": int(self._peak)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.skipped = int(state["skipped"])
+        self._run = int(state["run"])
+        self._peak = int(state["peak"])
+
+
+def _skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` honours a ``found_inf`` attribute (fused Adam/AdamW/SGD)."""
+    return bool(getattr(optimizer, "_step_supports_amp_scaling", False)) and bool(
+        optimizer.defaults.get("fused"))
+
+
+__all__ = ["NonFiniteGuard", "grad_norm"]
