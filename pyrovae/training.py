@@ -78,6 +78,9 @@ class Trainer:
         generator: random source for shuffling (seed it for reproducible runs).
         callbacks: functions ``f(trainer, epoch_figures)`` called after every epoch
             (checkpoints, metrics files).
+        parallel: a data-parallel strategy, e.g. :class:`pyrovae.distributed.DataParallel`: it
+            wraps the loss (``wrap``), shards each epoch (``batches``, with ``set_epoch``) and
+            averages figures across processes (``mean``, ``evaluate``). None: one process.
     """
 
     def __init__(
@@ -96,12 +99,16 @@ class Trainer:
         progress: bool = True,
         generator: torch.Generator | None = None,
         callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
+        parallel: Any | None = None,
     ) -> None:
         self.module = module
         self.latent_scale = LatentScale(beta)
         self.objective = objective or Trace_ELBO()
         self.loss = ELBOLoss(module, self.latent_scale(model or module.model),
                              self.latent_scale(guide or module.guide), self.objective)
+        self.parallel = parallel
+        if parallel is not None:
+            self.loss = parallel.wrap(self.loss)
         self.eval_objective = eval_objective or Trace_ELBO()
         self.optimizer = torch.optim.Adam(module.parameters(), lr=lr)
         self.batch_size = batch_size
@@ -151,11 +158,14 @@ class Trainer:
         from tqdm.auto import tqdm
 
         tensors = (train,) if train_context is None else (train, train_context)
-        batches = InMemoryBatches(*tensors, batch_size=self.batch_size, shuffle=True,
-                                  generator=self.generator, transform=self.transform)
+        make_batches = InMemoryBatches if self.parallel is None else self.parallel.batches
+        batches = make_batches(*tensors, batch_size=self.batch_size, shuffle=True,
+                               generator=self.generator, transform=self.transform)
         schedule = linear_warmup(self.beta, round(self.warmup_epochs * len(batches)))
         for _ in range(epochs):
             start = time.perf_counter()
+            if hasattr(batches, "set_epoch"):
+                batches.set_epoch(self.epoch)
             self.module.train()
             total = torch.zeros((), device=train.device)
             bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", disable=not self.progress,
@@ -164,6 +174,8 @@ class Trainer:
                 self.latent_scale.weight = schedule(self.record.steps)
                 total += self.step(*batch)
                 self.record.steps += 1
+            if self.parallel is not None:
+                total = self.parallel.mean(total)
             figures = {"epoch": self.epoch + 1, "train_loss": total.item() / len(batches),
                        "kl_weight": self.latent_scale.weight}
             figures.update(self.evaluate(train[:eval_size], None if train_context is None
@@ -179,10 +191,20 @@ class Trainer:
         return self.record
 
     def evaluate(self, data: Tensor, context: Tensor | None = None, prefix: str = "test") -> dict[str, float]:
-        """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc."""
+        """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc.
+
+        With ``parallel``, every process scores its share of ``data`` and the means are combined.
+        """
         self.module.eval()
         model, guide = self.module.model, self.module.guide
-        parts = elbo_parts(model, guide, data, context, objective=self.eval_objective)
+
+        def score(x: Tensor, c: Tensor | None) -> dict[str, float]:
+            return elbo_parts(model, guide, x, c, objective=self.eval_objective)
+
+        if self.parallel is None:
+            parts = score(data, context)
+        else:
+            parts = self.parallel.evaluate(score, data, context)
         self.module.train()
         return {f"{prefix}_{k}": v for k, v in parts.items()}
 
