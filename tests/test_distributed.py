@@ -1,7 +1,7 @@
 """Data-parallel training: sharding, and 2 CPU processes (gloo) against one process on the same global batch.
 
-The 2-process checks run once per module (``torch.multiprocessing.spawn``, loopback only, a
-free port) and each rank saves what it saw; the tests below read those files.
+The 2-process checks run once per module (``torch.multiprocessing.start_processes``, forked,
+loopback only, a free port) and each rank saves what it saw; the tests below read those files.
 """
 
 from __future__ import annotations
@@ -119,7 +119,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> tuple[list[dict], str]:
     out = str(tmp_path_factory.mktemp("ddp"))
-    mp.spawn(worker, args=(free_port(), out), nprocs=WORLD_SIZE, join=True)
+    # The first torch optimizer imports torch._dynamo (seconds); do it once here so that the
+    # forked ranks inherit it instead of each paying for it.
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    mp.start_processes(worker, args=(free_port(), out), nprocs=WORLD_SIZE, start_method="fork")
     return [torch.load(os.path.join(out, f"rank{r}.pt")) for r in range(WORLD_SIZE)], out
 
 
