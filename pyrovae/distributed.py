@@ -162,25 +162,34 @@ class DataParallel:
         self.world_size = dist.get_world_size()
 
     @classmethod
-    def from_environment(cls, seed: int = 0, backend: str | None = None,
+    def from_environment(cls, seed: int = 0, device: torch.device | str | None = None,
+                         backend: str | None = None,
                          find_unused_parameters: bool = False) -> DataParallel:
         """Join the process group that ``torchrun`` describes in ``RANK``, ``WORLD_SIZE``,
         ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
 
-        Backend NCCL with device ``cuda:LOCAL_RANK`` when CUDA is available, gloo on the CPU
-        otherwise.
+        Args:
+            seed: seed of the per-epoch shuffle, the same on every rank.
+            device: ``"cuda"`` (this rank gets ``cuda:LOCAL_RANK``, backend NCCL) or ``"cpu"``
+                (backend gloo); None picks CUDA when it is available.
+            backend: overrides the backend chosen from the device.
+            find_unused_parameters: passed to DDP.
         """
         missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
         if missing:
             raise RuntimeError(f"environment variables {', '.join(missing)} are not set: "
                                "start the run with torchrun --nproc_per_node=N ...")
-        local_rank = int(os.environ["LOCAL_RANK"])
-        if torch.cuda.is_available():
-            device = torch.device("cuda", local_rank)
+        kind = torch.device(device).type if device is not None else (
+            "cuda" if torch.cuda.is_available() else "cpu")
+        if kind == "cuda":
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
             torch.cuda.set_device(device)
-        else:
+        elif kind == "cpu":
             device = torch.device("cpu")
-        backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+        else:
+            raise ValueError(f"data-parallel training runs on CPUs (gloo) or CUDA GPUs (NCCL), "
+                             f"not on {kind}; choose the cpu or cuda device")
+        backend = backend or ("nccl" if kind == "cuda" else "gloo")
         if not dist.is_initialized():
             kwargs = {"device_id": device} if backend == "nccl" else {}
             dist.init_process_group(backend, init_method="env://", **kwargs)

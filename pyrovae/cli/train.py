@@ -13,6 +13,7 @@ from pyrovae.checkpoint import save_checkpoint
 from pyrovae.cli.config import ConfigError, TrainConfig
 from pyrovae.cli.registry import build_objective, build_vae, pick_device
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset
+from pyrovae.distributed import DataParallel, launched_by_torchrun
 from pyrovae.report import save_run_pictures
 from pyrovae.training import Trainer, TrainingRecord
 
@@ -31,12 +32,38 @@ def prepare_output_folder(out: Path, overwrite: bool) -> None:
         raise ConfigError(f"cannot create output folder {out} ({e.strerror}); choose another --out") from None
 
 
+def join_torchrun(config: TrainConfig, device: torch.device) -> DataParallel | None:
+    """The data-parallel strategy when ``torchrun`` started this process, else None."""
+    if not launched_by_torchrun():
+        return None
+    try:
+        return DataParallel.from_environment(seed=config.seed, device=device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"cannot start data-parallel training: {e}") from None
+
+
 def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
-    """Train the model ``config`` describes and write every output into ``config.out``."""
+    """Train the model ``config`` describes and write every output into ``config.out``.
+
+    Under ``torchrun`` every process trains on its shard with ``--batch-size`` images per step
+    (see :mod:`pyrovae.distributed`); only rank 0 writes outputs.
+    """
     out = Path(config.out)
     prepare_output_folder(out, overwrite)
-    device = pick_device(config.device)
-    pyro.set_rng_seed(config.seed)
+    parallel = join_torchrun(config, pick_device(config.device))
+    try:
+        return _train(config, out, parallel)
+    finally:
+        if parallel is not None:
+            parallel.close()
+
+
+def _train(config: TrainConfig, out: Path, parallel: DataParallel | None) -> TrainingRecord:
+    device = pick_device(config.device) if parallel is None else parallel.device
+    rank, world_size = (0, 1) if parallel is None else (parallel.rank, parallel.world_size)
+    writes = rank == 0
+    # Different noise (latents, binarization) on every rank; DDP copies rank 0's initial weights.
+    pyro.set_rng_seed(config.seed + rank)
     pyro.clear_param_store()
 
     data = load_dataset(config.dataset, root=config.data_root, download=config.download)
@@ -47,14 +74,15 @@ def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
         raise ConfigError(f"the data are outside the {config.likelihood} likelihood's support: it needs "
                           f"{vae.likelihood.support_rule}; choose another --likelihood")
 
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed + rank)
     transform = None
     if config.binarize:
         transform = lambda x: dynamic_binarize(x, generator)  # noqa: E731
         test = binarize_once(test, seed=config.seed)
 
     metrics_path = out / METRICS_NAME
-    metrics_path.write_text("")
+    if writes:
+        metrics_path.write_text("")
 
     def log_epoch(trainer: Trainer, figures: dict[str, float]) -> None:
         with metrics_path.open("a") as f:
@@ -67,6 +95,7 @@ def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
             "epoch": trainer.epoch,
             "step": trainer.record.steps,
             "history": trainer.record.history,
+            "world_size": world_size,
         })
         tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  "
                    f"train ELBO {figures['train_elbo']:9.2f}  test ELBO {figures['test_elbo']:9.2f}  "
@@ -75,8 +104,11 @@ def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
 
     trainer = Trainer(vae, objective=build_objective(config), lr=config.lr, batch_size=config.batch_size,
                       beta=config.beta, warmup_epochs=config.warmup_epochs, transform=transform,
-                      progress=config.progress, generator=generator, callbacks=[log_epoch])
+                      progress=config.progress and writes, generator=generator,
+                      callbacks=[log_epoch] if writes else [], parallel=parallel)
     record = trainer.fit(train, test, epochs=config.epochs)
+    if not writes:
+        return record
     save_run_pictures(vae, test, data.test_labels, record.history, out)
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
           f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
