@@ -6,6 +6,7 @@ loopback only, a free port) and each rank saves what it saw; the tests below rea
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -17,6 +18,8 @@ import torch.multiprocessing as mp
 from torch import Tensor
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, LearnedNormalPrior, Trainer
+from pyrovae.checkpoint import load_checkpoint
+from pyrovae.cli import main
 from pyrovae.distributed import DataParallel, ShardedBatches, launched_by_torchrun
 
 WORLD_SIZE = 2
@@ -101,7 +104,10 @@ def worker(rank: int, port: int, out: str) -> None:
         batches = parallel.batches(data, batch_size=5)
         if parallel.is_main:
             torch.save(fit_vae.state_dict(), os.path.join(out, "checkpoint.pt"))
-        torch.save({"grad_errors": grad_errors, "loss_pairs": loss_pairs, "param_error": param_error,
+        # The command line, as torchrun would start it (this process group is reused, then closed).
+        cli_code = main(["train", "--out", os.path.join(out, "cli"), "--train-size", "201", "--epochs", "2",
+                         "--hidden", "16", "--batch-size", "50", "--no-progress"])
+        torch.save({"cli_code": cli_code, "grad_errors": grad_errors, "loss_pairs": loss_pairs, "param_error": param_error,
                     "params": {k: v.detach().clone() for k, v in vae.state_dict().items()},
                     "fit_params": fit_vae.state_dict(), "history": record.history,
                     "steps": record.steps, "batches_per_epoch": len(batches)},
@@ -175,6 +181,19 @@ def test_checkpoint_of_two_processes_loads_and_evaluates_in_one(ranks):
     figures = Trainer(vae, progress=False).evaluate(torch.zeros(8, *EVENT))
     assert torch.isfinite(torch.tensor(figures["test_elbo"]))
     assert figures["test_elbo"] == pytest.approx(figures["test_recon"] - figures["test_kl"])
+
+
+def test_command_line_under_torchrun_writes_once_and_its_checkpoint_samples_in_one_process(ranks):
+    results, out = ranks
+    assert [r["cli_code"] for r in results] == [0, 0]
+    run = os.path.join(out, "cli")
+    assert [json.loads(line)["epoch"] for line in open(os.path.join(run, "metrics.jsonl"))] == [1, 2]
+    payload = load_checkpoint(os.path.join(run, "checkpoint.pt"))
+    assert payload["world_size"] == WORLD_SIZE and payload["epoch"] == 2
+    # 201 images over 2 ranks: shards of 101, batches of 50 -> 3 steps per epoch.
+    assert payload["step"] == 6
+    assert not any(key.startswith("module.") for key in payload["model"])
+    assert main(["sample", os.path.join(run, "checkpoint.pt"), "--num-samples", "4"]) == 0
 
 
 # -- sharding alone, no processes ---------------------------------------------------------------
