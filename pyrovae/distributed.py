@@ -106,8 +106,9 @@ class ShardedBatches:
         """Local batches per epoch, equal on every rank."""
         return math.ceil(self.shard_size / self.batch_size)
 
-    def shard_indices(self) -> Tensor:
-        """Row indices of this rank's shard for the current epoch, ``(shard_size,)`` on the CPU."""
+    def permutation(self) -> Tensor:
+        """This rank's rows of the current epoch, in the order it visits them, ``(shard_size,)``
+        on the tensors' device (the same interface as ``InMemoryBatches.permutation``)."""
         n = self.tensors[0].shape[0]
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -117,17 +118,20 @@ class ShardedBatches:
         total = self.shard_size * self.world_size
         if total > n:
             order = torch.cat([order, order[: total - n]])
-        return order[self.rank : total : self.world_size]
+        return order[self.rank : total : self.world_size].to(self.tensors[0].device)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        """Yield this rank's batches of the current epoch, each a tuple with one slice of every tensor."""
-        shard = self.shard_indices().to(self.tensors[0].device)
-        for start in range(0, shard.shape[0], self.batch_size):
-            index = shard[start : start + self.batch_size]
+    def iterate(self, order: Tensor, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        """Yield the batches of ``order`` (from :meth:`permutation`) from batch number ``start`` on."""
+        for begin in range(start * self.batch_size, order.shape[0], self.batch_size):
+            index = order[begin : begin + self.batch_size]
             batch = [tensor.index_select(0, index) for tensor in self.tensors]
             if self.transform is not None:
                 batch[0] = self.transform(batch[0])
             yield tuple(batch)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        """Yield this rank's batches of the current epoch, each a tuple with one slice of every tensor."""
+        return self.iterate(self.permutation())
 
 
 class DataParallel:

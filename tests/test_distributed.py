@@ -223,11 +223,11 @@ def test_each_epoch_has_its_own_permutation_shared_by_all_ranks():
     b = ShardedBatches(data, batch_size=40, rank=1, world_size=2, seed=1)
     a.set_epoch(0)
     b.set_epoch(0)
-    first = torch.stack([a.shard_indices(), b.shard_indices()], dim=1).flatten()
+    first = torch.stack([a.permutation(), b.permutation()], dim=1).flatten()
     generator = torch.Generator().manual_seed(1)
     assert torch.equal(first, torch.randperm(40, generator=generator))
     a.set_epoch(1)
-    assert not torch.equal(a.shard_indices(), first[0::2])
+    assert not torch.equal(a.permutation(), first[0::2])
 
 
 def test_sharding_refuses_fewer_points_than_processes():
@@ -251,3 +251,12 @@ def test_fixed_noise_encoder_is_the_encoder_with_chosen_noise():
     vae.encoder.eps = torch.randn(3, LATENT)
     loc, scale = vae.encoder.loc_scale(x)
     assert torch.allclose(vae.encoder(x).rsample(), loc + scale * vae.encoder.eps)
+
+
+def test_iterating_from_a_later_batch_gives_the_rest_of_the_epoch():
+    shard = ShardedBatches(torch.arange(23), batch_size=3, rank=1, world_size=2, seed=2)
+    shard.set_epoch(5)
+    order = shard.permutation()
+    whole = [b[0] for b in shard]
+    assert torch.equal(torch.cat(whole), order)
+    assert [b[0].tolist() for b in shard.iterate(order, start=2)] == [b.tolist() for b in whole[2:]]
