@@ -224,7 +224,9 @@ class DataParallel:
                               transform=transform)
 
     def mean(self, value: Tensor) -> Tensor:
-        """The average of a 0-d tensor over ranks (same value returned on every rank)."""
+        """The elementwise average of ``value`` over ranks, in float64 on this rank's device
+        (the same on every rank); e.g. a loss total, or a ``(sum, count)`` pair whose ratio
+        is then the all-rank ratio."""
         value = value.detach().to(self.device, torch.float64).clone()
         dist.all_reduce(value)
         return value / self.world_size
