@@ -1,6 +1,8 @@
 """pyrovae: variational autoencoders written as Pyro models and guides."""
 
+from pyrovae.clustering import cluster, component_probabilities
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -10,7 +12,16 @@ from pyrovae.likelihoods import (
 )
 from pyrovae.nets import MLP, ConvDecoderNet, ConvEncoderNet
 from pyrovae.objectives import LatentScale, linear_warmup
-from pyrovae.priors import LearnedNormalPrior, Prior, StandardNormalPrior
+from pyrovae.priors import (
+    ConditionalNormalPrior,
+    FlowPrior,
+    GaussianMixturePrior,
+    HierarchicalPrior,
+    LearnedNormalPrior,
+    Prior,
+    StandardNormalPrior,
+    VampPrior,
+)
 from pyrovae.training import Trainer, TrainingRecord
 from pyrovae.vae import VAE
 
@@ -25,6 +36,9 @@ __all__ = [
     "ConvDecoderNet",
     "Encoder",
     "DiagonalNormalEncoder",
+    "IAFEncoder",
+    "LowRankNormalEncoder",
+    "FullCovarianceNormalEncoder",
     "Likelihood",
     "BernoulliLikelihood",
     "ContinuousBernoulliLikelihood",
@@ -33,6 +47,13 @@ __all__ = [
     "Prior",
     "StandardNormalPrior",
     "LearnedNormalPrior",
+    "GaussianMixturePrior",
+    "VampPrior",
+    "FlowPrior",
+    "HierarchicalPrior",
+    "ConditionalNormalPrior",
+    "cluster",
+    "component_probabilities",
     "LatentScale",
     "linear_warmup",
 ]
