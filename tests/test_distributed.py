@@ -17,10 +17,13 @@ import torch
 import torch.multiprocessing as mp
 from torch import Tensor
 
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, LearnedNormalPrior, Trainer
 from pyrovae.checkpoint import load_checkpoint
 from pyrovae.cli import main
 from pyrovae.distributed import DataParallel, ShardedBatches, launched_by_torchrun
+from pyrovae.priors.mixture import GaussianMixturePrior
 
 WORLD_SIZE = 2
 LOCAL_BATCH = 4
@@ -54,11 +57,20 @@ class FixedNoiseEncoder(DiagonalNormalEncoder):
         return FixedNoiseNormal(loc, scale, self.eps).to_event(1)
 
 
-def tiny_vae(seed: int, name: str = "vae", fixed_noise: bool = True) -> VAE:
+def tiny_vae(seed: int, name: str = "vae", fixed_noise: bool = True, mixture: bool = False) -> VAE:
+    """A VAE on 3x3 images; ``mixture``: an enumerated 3-component Gaussian-mixture prior."""
     torch.manual_seed(seed)
     encoder = (FixedNoiseEncoder if fixed_noise else DiagonalNormalEncoder)(MLP(EVENT, (5,), 2 * LATENT), LATENT)
     likelihood = BernoulliLikelihood(MLP(LATENT, (5,), 9), EVENT)
-    return VAE(encoder, likelihood, LearnedNormalPrior(LATENT), name=name)
+    prior = GaussianMixturePrior(LATENT, 3, enumerate=True) if mixture else LearnedNormalPrior(LATENT)
+    return VAE(encoder, likelihood, prior, name=name)
+
+
+#: The models the gradient check runs on: name -> (tiny_vae keyword, training objective).
+MODELS = {
+    "normal": (False, Trace_ELBO),
+    "enumerated-mixture": (True, lambda: TraceEnum_ELBO(max_plate_nesting=1)),
+}
 
 
 def global_batches() -> tuple[Tensor, Tensor]:
@@ -69,32 +81,45 @@ def global_batches() -> tuple[Tensor, Tensor]:
     return x, eps
 
 
+def compare_with_one_process(parallel: DataParallel, model: str) -> dict:
+    """``STEPS`` Adam steps on 2 ranks and in one process on the same global batches and noise.
+
+    Returns the largest gradient and parameter differences, the (local, single) losses per
+    step, and this rank's final parameters.
+    """
+    mixture, objective = MODELS[model]
+    rank = parallel.rank
+    # Each rank starts from different weights; DDP must broadcast rank 0's (seed 0).
+    vae = tiny_vae(seed=rank, name=f"{model}-ddp", mixture=mixture)
+    reference = tiny_vae(seed=0, name=f"{model}-single", mixture=mixture)
+    trainer = Trainer(vae, objective=objective(), parallel=parallel, lr=0.05, progress=False)
+    single = Trainer(reference, objective=objective(), lr=0.05, progress=False)
+    x, eps = global_batches()
+    local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    grad_errors, loss_pairs = [], []
+    for step in range(STEPS):
+        reference.encoder.eps = eps[step]
+        vae.encoder.eps = eps[step, local]
+        loss_single = single.step(x[step])
+        loss_local = trainer.step(x[step, local])
+        loss_pairs.append((loss_local.item(), loss_single.item()))
+        grad_errors.append(max((p.grad - q.grad).abs().max().item() for p, q in
+                               zip(vae.parameters(), reference.parameters(), strict=True)))
+    param_error = max((p - q).abs().max().item() for p, q in
+                      zip(vae.parameters(), reference.parameters(), strict=True))
+    return {"grad_errors": grad_errors, "loss_pairs": loss_pairs, "param_error": param_error,
+            "params": {k: v.detach().clone() for k, v in vae.state_dict().items()}}
+
+
 def worker(rank: int, port: int, out: str) -> None:
-    """One rank: the gradient check against a one-process reference, then a short ``fit``."""
+    """One rank: the gradient checks against a one-process reference, a short ``fit``, the CLI."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     pyro.enable_validation(True)
     parallel = DataParallel.from_environment(seed=7)
     try:
-        # Each rank starts from different weights; DDP must broadcast rank 0's (seed 0).
-        vae = tiny_vae(seed=rank)
-        reference = tiny_vae(seed=0, name="reference")
-        trainer = Trainer(vae, parallel=parallel, lr=0.05, progress=False)
-        single = Trainer(reference, lr=0.05, progress=False)
-        x, eps = global_batches()
-        local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
-        grad_errors, loss_pairs = [], []
-        for step in range(STEPS):
-            reference.encoder.eps = eps[step]
-            vae.encoder.eps = eps[step, local]
-            loss_single = single.step(x[step])
-            loss_local = trainer.step(x[step, local])
-            loss_pairs.append((loss_local.item(), loss_single.item()))
-            grad_errors.append(max((p.grad - q.grad).abs().max().item() for p, q in
-                                   zip(vae.parameters(), reference.parameters(), strict=True)))
-        param_error = max((p - q).abs().max().item() for p, q in
-                          zip(vae.parameters(), reference.parameters(), strict=True))
+        compared = {model: compare_with_one_process(parallel, model) for model in MODELS}
         # A short fit with real sampling: 37 points, local batch 5, KL warm-up over 1.5 epochs.
         pyro.set_rng_seed(100 + rank)
         fit_vae = tiny_vae(seed=10 + rank, name="fit", fixed_noise=False)
@@ -107,9 +132,7 @@ def worker(rank: int, port: int, out: str) -> None:
         # The command line, as torchrun would start it (this process group is reused, then closed).
         cli_code = main(["train", "--out", os.path.join(out, "cli"), "--train-size", "201", "--epochs", "2",
                          "--hidden", "16", "--batch-size", "50", "--no-progress"])
-        torch.save({"cli_code": cli_code, "grad_errors": grad_errors, "loss_pairs": loss_pairs, "param_error": param_error,
-                    "params": {k: v.detach().clone() for k, v in vae.state_dict().items()},
-                    "fit_params": fit_vae.state_dict(), "history": record.history,
+        torch.save({"cli_code": cli_code, "compared": compared, "fit_params": fit_vae.state_dict(), "history": record.history,
                     "steps": record.steps, "batches_per_epoch": len(batches)},
                    os.path.join(out, f"rank{rank}.pt"))
     finally:
@@ -132,26 +155,33 @@ def ranks(tmp_path_factory) -> tuple[list[dict], str]:
     return [torch.load(os.path.join(out, f"rank{r}.pt")) for r in range(WORLD_SIZE)], out
 
 
-def test_averaged_gradient_equals_one_process_gradient_of_the_global_batch(ranks):
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_averaged_gradient_equals_one_process_gradient_of_the_global_batch(ranks, model):
     results, _ = ranks
     for result in results:
-        assert max(result["grad_errors"]) < 1e-5
-        assert result["param_error"] < 1e-5
+        assert max(result["compared"][model]["grad_errors"]) < 1e-5
+        assert result["compared"][model]["param_error"] < 1e-5
 
 
-def test_each_rank_loss_is_its_local_mean_and_their_average_the_global_mean(ranks):
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_each_rank_loss_is_its_local_mean_and_their_average_the_global_mean(ranks, model):
     results, _ = ranks
     for step in range(STEPS):
-        local = [r["loss_pairs"][step][0] for r in results]
-        single = results[0]["loss_pairs"][step][1]
+        local = [r["compared"][model]["loss_pairs"][step][0] for r in results]
+        single = results[0]["compared"][model]["loss_pairs"][step][1]
         assert sum(local) / WORLD_SIZE == pytest.approx(single, rel=1e-5)
         assert local[0] != pytest.approx(local[1])  # different data on each rank
 
 
-def test_ranks_hold_identical_parameters_and_figures(ranks):
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_ranks_hold_identical_parameters(ranks, model):
     results, _ = ranks
-    for key, value in results[0]["params"].items():
-        assert torch.equal(value, results[1]["params"][key]), key
+    for key, value in results[0]["compared"][model]["params"].items():
+        assert torch.equal(value, results[1]["compared"][model]["params"][key]), key
+
+
+def test_ranks_hold_identical_parameters_and_figures_after_fit(ranks):
+    results, _ = ranks
     for key, value in results[0]["fit_params"].items():
         assert torch.equal(value, results[1]["fit_params"][key]), key
     assert results[0]["history"][-1].keys() == results[1]["history"][-1].keys()
