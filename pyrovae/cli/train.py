@@ -50,16 +50,16 @@ def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
     """
     out = Path(config.out)
     prepare_output_folder(out, overwrite)
-    parallel = join_torchrun(config, pick_device(config.device))
+    device = pick_device(config.device)
+    parallel = join_torchrun(config, device)
     try:
-        return _train(config, out, parallel)
+        return _train(config, out, device if parallel is None else parallel.device, parallel)
     finally:
         if parallel is not None:
             parallel.close()
 
 
-def _train(config: TrainConfig, out: Path, parallel: DataParallel | None) -> TrainingRecord:
-    device = pick_device(config.device) if parallel is None else parallel.device
+def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataParallel | None) -> TrainingRecord:
     rank, world_size = (0, 1) if parallel is None else (parallel.rank, parallel.world_size)
     writes = rank == 0
     # Different noise (latents, binarization) on every rank; DDP copies rank 0's initial weights.
