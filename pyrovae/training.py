@@ -114,6 +114,9 @@ class Trainer:
             when Pyro validation is enabled (``pyro.enable_validation``), on the first step of
             every epoch and of every direct run of ``step``, and are off for the others: the
             checks cost about a millisecond per step and, on a GPU, synchronise with the host.
+        parallel: a data-parallel strategy, e.g. :class:`pyrovae.distributed.DataParallel`: it
+            wraps the loss (``wrap``), shards each epoch (``batches``, with ``set_epoch``) and
+            averages figures across processes (``mean``, ``evaluate``). None: one process.
 
     The optimizer is ``torch.optim.Adam`` with ``fused=True`` where the parameters' device
     supports it (one kernel for all parameters; plain Adam otherwise). A :class:`~pyrovae.VAE`
@@ -140,6 +143,7 @@ class Trainer:
         step_callbacks: list[StepCallback] | tuple[StepCallback, ...] = (),
         max_nonfinite_steps: int = 10,
         validate_every_step: bool = False,
+        parallel: Any | None = None,
     ) -> None:
         self.module = module
         if model is None and guide is None and hasattr(module, "register_params"):
@@ -148,6 +152,9 @@ class Trainer:
         self.objective = objective or SyncFreeTrace_ELBO()
         self.loss = ELBOLoss(module, self.latent_scale(model or module.model),
                              self.latent_scale(guide or module.guide), self.objective)
+        self.parallel = parallel
+        if parallel is not None:
+            self.loss = parallel.wrap(self.loss)
         self.eval_objective = eval_objective or Trace_ELBO()
         self.optimizer = make_adam(module.parameters(), lr=lr)
         self.batch_size = batch_size
@@ -259,18 +266,24 @@ class Trainer:
                 check(test, test_context, what="test data")
         self._ensure_generator(train.device)
         tensors = (train,) if train_context is None else (train, train_context)
-        batches = InMemoryBatches(*tensors, batch_size=self.batch_size, shuffle=True,
-                                  generator=self.generator, transform=self.transform)
+        make_batches = InMemoryBatches if self.parallel is None else self.parallel.batches
+        batches = make_batches(*tensors, batch_size=self.batch_size, shuffle=True,
+                               generator=self.generator, transform=self.transform)
         schedule = linear_warmup(self.beta, round(self.warmup_epochs * len(batches)))
         for _ in range(epochs):
             start = time.perf_counter()
+            if hasattr(batches, "set_epoch"):
+                batches.set_epoch(self.epoch)
             self.module.train()
             # The bar only counts batches; nothing in it reads a tensor, so no host sync.
             order = self._epoch_order(batches, train.device)
             bar = tqdm(batches.iterate(order, self._batch_in_epoch), desc=f"epoch {self.epoch + 1}",
                        disable=not self.progress, leave=False, unit="batch",
                        initial=self._batch_in_epoch, total=len(batches))
-            train_loss = self.train_epoch(bar, schedule, epoch_length=len(batches)).item()
+            train_loss = self.train_epoch(bar, schedule, epoch_length=len(batches))
+            if self.parallel is not None:
+                train_loss = self.parallel.mean(train_loss)
+            train_loss = train_loss.item()
             train_seconds = time.perf_counter() - start
             figures = {"epoch": self.epoch + 1, "train_loss": train_loss, "kl_weight": self.latent_scale.weight,
                        "train_seconds": train_seconds, "skipped_steps": int(self.guard.skipped)}
@@ -402,11 +415,18 @@ class Trainer:
         return order
 
     def evaluate(self, data: Tensor, context: Tensor | None = None, prefix: str = "test") -> dict[str, float]:
-        """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc."""
+        """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc.
+
+        With ``parallel``, every process scores its share of ``data`` and the means are combined.
+        """
         self.module.eval()
         model, guide = self.module.model, self.module.guide
+
+        def score(x: Tensor, c: Tensor | None) -> dict[str, float]:
+            return elbo_parts(model, guide, x, c, objective=self.eval_objective)
+
         try:
-            parts = elbo_parts(model, guide, data, context, objective=self.eval_objective)
+            parts = score(data, context) if self.parallel is None else self.parallel.evaluate(score, data, context)
         except ValueError as error:
             if not _is_invalid_values(error):
                 raise

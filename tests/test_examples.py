@@ -19,6 +19,7 @@ EXAMPLES = {
     "custom_prior.py": "Student-t prior",
     "flow_guide.py": "IAF guide",
     "resumable_svi.py": "resumed run equals the straight run: True",
+    "ddp_vae.py": "images per step",
 }
 
 

@@ -17,6 +17,7 @@ from pyrovae.cli.config import ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
+from pyrovae.distributed import DataParallel, launched_by_torchrun
 from pyrovae.interrupts import stop_on_signals
 from pyrovae.report import save_run_pictures
 from pyrovae.training import Trainer, TrainingRecord
@@ -56,6 +57,16 @@ def _load_data(config: TrainConfig) -> Any:
     return load_dataset(config.dataset, root=config.data_root, download=config.download)
 
 
+def join_torchrun(config: TrainConfig, device: torch.device) -> DataParallel | None:
+    """The data-parallel strategy when ``torchrun`` started this process, else None."""
+    if not launched_by_torchrun():
+        return None
+    try:
+        return DataParallel.from_environment(seed=config.seed, device=device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"cannot start data-parallel training: {e}") from None
+
+
 def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False) -> TrainingRecord:
     """Train the model ``config`` describes and write every output into ``config.out``.
 
@@ -64,12 +75,28 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     and every random draw continue where they stopped, so the result equals an uninterrupted
     run's. SIGINT or SIGTERM stop at the next step boundary after writing a checkpoint and raise
     :class:`~pyrovae.errors.TrainingInterrupted` (exit code 130 or 143).
+
+    Under ``torchrun`` every process trains on its shard with ``--batch-size`` images per step
+    (see :mod:`pyrovae.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
     prepare_output_folder(out, overwrite, resume, create=False)
     payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
-    pyro.set_rng_seed(config.seed)
+    parallel = join_torchrun(config, device)
+    try:
+        return _train(config, out, device if parallel is None else parallel.device, parallel, overwrite, payload)
+    finally:
+        if parallel is not None:
+            parallel.close()
+
+
+def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataParallel | None,
+           overwrite: bool, payload: dict[str, Any] | None) -> TrainingRecord:
+    rank, world_size = (0, 1) if parallel is None else (parallel.rank, parallel.world_size)
+    writes = rank == 0
+    # Different noise (latents, binarization) on every rank; DDP copies rank 0's initial weights.
+    pyro.set_rng_seed(config.seed + rank)
     pyro.clear_param_store()
 
     data = _load_data(config)
@@ -81,9 +108,10 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
                           f"{vae.likelihood.support_rule}; choose another --likelihood")
     vae.check_inputs(train, what="training data")
     vae.check_inputs(test, what="test data")
-    prepare_output_folder(out, overwrite, resume)
+    if writes:
+        prepare_output_folder(out, overwrite, payload is not None)
 
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed + rank)
     transform = None
     if config.binarize:
         transform = lambda x: dynamic_binarize(x, generator)  # noqa: E731
@@ -91,7 +119,7 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
 
     metrics_path = out / METRICS_NAME
     saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
-                            image_shape=list(data.image_shape))
+                            image_shape=list(data.image_shape), world_size=world_size)
 
     def log_epoch(trainer: Trainer, figures: dict[str, float]) -> None:
         saver.save(trainer)
@@ -106,26 +134,35 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     trainer = Trainer(vae, objective=build_objective(config), eval_objective=build_eval_objective(config),
                       lr=config.lr, batch_size=config.batch_size,
                       beta=config.beta, warmup_epochs=config.warmup_epochs, transform=transform,
-                      progress=config.progress, generator=generator, callbacks=[log_epoch],
-                      step_callbacks=[saver.on_step], max_nonfinite_steps=config.max_nonfinite_steps)
+                      progress=config.progress and writes, generator=generator,
+                      callbacks=[log_epoch] if writes else [],
+                      step_callbacks=[saver.on_step] if writes else [],
+                      max_nonfinite_steps=config.max_nonfinite_steps, parallel=parallel)
     if payload is not None:
         restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))
-        # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
-        _write_atomically(metrics_path, "".join(json.dumps(f) + "\n" for f in trainer.record.history))
-        print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
-    else:
+        if world_size > 1:
+            # The checkpoint holds rank 0's random state; give every rank its own stream again.
+            pyro.set_rng_seed(config.seed + rank + world_size * trainer.record.steps)
+        if writes:
+            # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
+            _write_atomically(metrics_path, "".join(json.dumps(f) + "\n" for f in trainer.record.history))
+            print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
+    elif writes:
         metrics_path.write_text("")
     try:
         with stop_on_signals(trainer):
             record = trainer.fit(train, test, epochs=config.epochs - trainer.epoch)
     except TrainingInterrupted as stop:
-        saver.save(trainer)
+        if writes:
+            saver.save(trainer)
         name = signal.Signals(stop.signal_number).name
         raise TrainingInterrupted(
             f"{name} received: stopped at step {trainer.record.steps} (epoch {trainer.epoch + 1}) and saved "
             f"{out / CHECKPOINT_NAME}; continue with: pyrovae train --resume {out}", stop.signal_number) from None
     except NonFiniteError as error:
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
+    if not writes:
+        return record
     save_run_pictures(vae, test, data.test_labels, record.history, out)
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
           f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
