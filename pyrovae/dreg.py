@@ -16,7 +16,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pyrovae.importance import guess_max_plate_nesting, importance_traces, log_weights_from_traces
+from pyro import poutine
+from pyro.poutine.util import prune_subsample_sites
+
+from pyrovae.importance import (
+    data_dims,
+    guess_max_plate_nesting,
+    in_particles,
+    latent_values,
+    replay_model,
+    trace_log_density,
+    with_values,
+)
 
 
 class DReG:
@@ -31,14 +42,17 @@ class DReG:
       only the path derivative through the samples remains; its variance does not grow with
       ``k`` the way the IWAE encoder gradient's signal-to-noise problem does.
 
-    How it is built from traces, for any guide: the guide runs once inside a vectorized
-    particle plate; the model is replayed on an autograd *alias* of every guide value. The
-    surrogate ``sum_k w~_k [log p(x, z'_k) - log q(z'_k) + log q(stop(z_k))]`` has, for phi,
-    only the path derivative left (the parameter routes of ``- log q(z')`` and
-    ``+ log q(stop(z))`` cancel exactly, including a conditional guide site's dependence on an
-    earlier latent through its parameters), and a hook on each alias multiplies the gradient
-    reaching it by one more ``w~_k``. Aliases are used by the model and the densities only, not
-    by the guide's own computation, so no path is scaled twice.
+    How it is built from traces, for any guide (no ``Distribution.detach`` needed): the guide
+    runs once inside a vectorized particle plate to draw ``z = z(eps, phi)``; it is then
+    replayed twice, once on autograd *aliases* ``z'`` of its samples (a view each, same values)
+    and once on the samples detached, and the model is replayed on the aliases. In the
+    surrogate ``sum_k w~_k [log p(x, z'_k) - log q_phi(z'_k) + log q_phi(stop z_k)]`` the direct
+    dependence on phi of the two guide densities cancels exactly, so for phi only the
+    derivative through the values is left, i.e. ``log q`` with its parameters stopped; for a
+    conditional guide site ``q(z2 | z1)`` the dependence of its parameters on ``z1`` counts as
+    a dependence on the value ``z1``, as it must. A hook on each alias multiplies the gradient
+    reaching it by one more ``w~_k``; the aliases feed the model and the densities only, not
+    the guide's sampling graph, so no path is scaled twice.
 
     Args:
         num_particles: ``k`` (at least 2 for the estimator to differ from the ELBO's).
@@ -63,22 +77,35 @@ class DReG:
         """Negative IWAE bound summed over the data batch; its gradient is the DReG estimator."""
         if self.max_plate_nesting is None:
             self.max_plate_nesting = guess_max_plate_nesting(model, guide, *args, **kwargs)
-        model_trace, guide_trace, aliases = importance_traces(
-            model, guide, *args, num_particles=self.num_particles,
-            max_plate_nesting=self.max_plate_nesting, alias_latents=True, **kwargs)
-        for name, site in guide_trace.nodes.items():
-            if name in aliases and not site["fn"].has_rsample:
+        k, nesting = self.num_particles, self.max_plate_nesting
+        particle_guide = in_particles(guide, k, nesting)
+        sampled = prune_subsample_sites(poutine.trace(particle_guide).get_trace(*args, **kwargs))
+        values = latent_values(sampled)
+        for name, value in values.items():
+            if not sampled.nodes[name]["fn"].has_rsample:
                 raise ValueError(f"guide site {name!r} is not reparameterizable; DReG needs rsample "
                                  "in the guide (use IWAE or Trace_ELBO instead)")
-        log_w, log_q_stopped = log_weights_from_traces(model_trace, guide_trace, self.max_plate_nesting, aliases)
-        k = log_w.shape[0]
+        # The guide replayed on aliases of its own samples: every later site's distribution is
+        # built from the aliases, so log q's whole dependence on the values goes through them.
+        aliases = {name: value.view_as(value) for name, value in values.items()}
+        guide_trace = prune_subsample_sites(poutine.trace(
+            poutine.replay(particle_guide, trace=with_values(sampled, aliases))).get_trace(*args, **kwargs))
+        # ... and on detached samples: its log q depends on the guide's parameters directly only.
+        detached = {name: value.detach() for name, value in values.items()}
+        stopped_trace = prune_subsample_sites(poutine.trace(
+            poutine.replay(particle_guide, trace=with_values(sampled, detached))).get_trace(*args, **kwargs))
+        model_trace = replay_model(model, guide_trace, *args, num_particles=k, max_plate_nesting=nesting, **kwargs)
+        keep = data_dims(model_trace, guide_trace)
+        log_w = (trace_log_density(model_trace, nesting, keep)
+                 - trace_log_density(guide_trace, nesting, keep, latent_only=True))
+        log_q_direct = trace_log_density(stopped_trace, nesting, keep, latent_only=True)
         bound = (torch.logsumexp(log_w.detach(), dim=0) - math.log(k)).sum()
         normalized = torch.softmax(log_w.detach(), dim=0)  # (k, points)
-        surrogate = (normalized * (log_w + log_q_stopped)).sum()
+        surrogate = (normalized * (log_w + log_q_direct)).sum()
         if surrogate.requires_grad:
             for name, alias in aliases.items():
                 if alias.requires_grad:
-                    weight = self._broadcast(normalized, guide_trace.nodes[name])
+                    weight = self._broadcast(normalized, sampled.nodes[name])
                     alias.register_hook(lambda grad, w=weight: grad * w)
         return -(bound + surrogate - surrogate.detach())
 

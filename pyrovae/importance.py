@@ -43,6 +43,7 @@ def guess_max_plate_nesting(model: Callable, guide: Callable, *args: Any, **kwar
     with poutine.block():
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
     dims = [
         -frame.dim
         for trace in (model_trace, guide_trace)
@@ -54,7 +55,9 @@ def guess_max_plate_nesting(model: Callable, guide: Callable, *args: Any, **kwar
     return max(dims, default=0)
 
 
-def _in_particles(fn: Callable, num_particles: int, max_plate_nesting: int) -> Callable:
+def in_particles(fn: Callable, num_particles: int, max_plate_nesting: int) -> Callable:
+    """``fn`` run inside a vectorized particle plate one dim left of its own plates."""
+
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         with pyro.plate(PARTICLE_PLATE, num_particles, dim=-(max_plate_nesting + 1)):
             return fn(*args, **kwargs)
@@ -110,10 +113,23 @@ def _site_log_prob(site: dict, value: Tensor) -> Tensor:
     return scale_and_mask(log_prob, site["scale"], site["mask"])
 
 
+def with_values(trace: poutine.Trace, values: dict[str, Tensor]) -> poutine.Trace:
+    """A shallow copy of ``trace`` whose named sites hold the given values (for replay)."""
+    copy = trace.copy()
+    for name, value in values.items():
+        copy.nodes[name] = dict(trace.nodes[name], value=value)
+    return copy
+
+
+def latent_values(trace: poutine.Trace) -> dict[str, Tensor]:
+    """Values of the unobserved sample sites of ``trace``, by name."""
+    return {name: site["value"] for name, site in _latent_sites(trace).items()}
+
+
 def importance_traces(
     model: Callable, guide: Callable, *args: Any, num_particles: int, max_plate_nesting: int,
-    alias_latents: bool = False, **kwargs: Any,
-) -> tuple[poutine.Trace, poutine.Trace, dict[str, Tensor]]:
+    **kwargs: Any,
+) -> tuple[poutine.Trace, poutine.Trace]:
     """Run the guide inside a particle plate and replay the model against it.
 
     Args:
@@ -121,61 +137,62 @@ def importance_traces(
         num_particles: ``k``, samples of the latent sites per data point.
         max_plate_nesting: plates nested in the pair (see :func:`guess_max_plate_nesting`);
             the particle plate goes one dim further left.
-        alias_latents: hand the model a fresh autograd alias (a view) of each guide value
-            instead of the value itself. Gradients that reach an alias come only from the
-            model and from the guide densities evaluated at it, not from the guide's own use of
-            the value (e.g. a second latent drawn given the first); DReG scales them there.
 
     Returns:
-        ``(model_trace, guide_trace, aliases)``; ``aliases`` maps latent site names to the
-        tensors the model saw (empty unless ``alias_latents``).
+        ``(model_trace, guide_trace)``.
     """
-    guide_trace = poutine.trace(_in_particles(guide, num_particles, max_plate_nesting)).get_trace(*args, **kwargs)
+    guide_trace = poutine.trace(in_particles(guide, num_particles, max_plate_nesting)).get_trace(*args, **kwargs)
     guide_trace = prune_subsample_sites(guide_trace)
-    aliases: dict[str, Tensor] = {}
-    replay_trace = guide_trace
-    if alias_latents:
-        replay_trace = guide_trace.copy()
-        for name, site in _latent_sites(guide_trace).items():
-            aliases[name] = site["value"].view_as(site["value"])
-            replay_trace.nodes[name] = dict(site, value=aliases[name])
+    model_trace = replay_model(model, guide_trace, *args, num_particles=num_particles,
+                               max_plate_nesting=max_plate_nesting, **kwargs)
+    return model_trace, guide_trace
+
+
+def replay_model(model: Callable, guide_trace: poutine.Trace, *args: Any, num_particles: int,
+                 max_plate_nesting: int, **kwargs: Any) -> poutine.Trace:
+    """Trace ``model`` in the particle plate at the guide's latent values; checks that the sites match."""
     model_trace = poutine.trace(
-        poutine.replay(_in_particles(model, num_particles, max_plate_nesting), trace=replay_trace)
+        poutine.replay(in_particles(model, num_particles, max_plate_nesting), trace=guide_trace)
     ).get_trace(*args, **kwargs)
     model_trace = prune_subsample_sites(model_trace)
     _check_match(model_trace, guide_trace)
-    return model_trace, guide_trace, aliases
+    return model_trace
 
 
-def log_weights_from_traces(
-    model_trace: poutine.Trace, guide_trace: poutine.Trace, max_plate_nesting: int,
-    aliases: dict[str, Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
+def data_dims(*traces: poutine.Trace) -> list[int]:
+    """Dims of the plates shared by every sample site of the traces (the data plates)."""
+    return _data_plate_dims([s for t in traces for s in t.nodes.values() if s["type"] == "sample"])
+
+
+def trace_log_density(trace: poutine.Trace, max_plate_nesting: int, keep: list[int],
+                      latent_only: bool = False) -> Tensor:
+    """Sum of the (scaled, masked) log-densities of a trace's sample sites at their values.
+
+    Returns:
+        ``(num_particles, num_points)`` where ``num_points`` is the product of the sizes of the
+        ``keep`` dims.
+    """
+    total: Tensor | float = 0.0
+    for site in trace.nodes.values():
+        if site["type"] == "sample" and not (latent_only and site["is_observed"]):
+            total = total + _per_point(_site_log_prob(site, site["value"]), max_plate_nesting, keep)
+    if not torch.is_tensor(total):
+        raise ImportanceError("the trace has no sample sites; there is nothing to weigh")
+    return total.reshape(total.shape[0], -1)
+
+
+def log_weights_from_traces(model_trace: poutine.Trace, guide_trace: poutine.Trace,
+                            max_plate_nesting: int) -> Tensor:
     """Per-particle, per-point ``log w = log p(x, z) - log q(z | x)`` from replayed traces.
 
     Returns:
-        ``(log_w, log_q_at_detached_values)``, each ``(num_particles, num_points)``: the second
-        is ``log q`` evaluated at the guide's values with their gradient stopped (the term DReG
-        adds to cancel the score function); ``num_points`` is the product of the data plates'
-        sizes (1 if there is no plate shared by all sites).
+        ``(num_particles, num_points)``; ``num_points`` is the product of the data plates'
+        sizes (1 if no plate is shared by all sites).
     """
-    aliases = aliases or {}
-    model_sites = [s for s in model_trace.nodes.values() if s["type"] == "sample"]
-    guide_sites = list(_latent_sites(guide_trace).items())
-    keep = _data_plate_dims(model_sites + [s for _, s in guide_sites])
-    total: Tensor | float = 0.0
-    for site in model_sites:
-        total = total + _per_point(_site_log_prob(site, site["value"]), max_plate_nesting, keep)
-    q_detached: Tensor | float = 0.0
-    for name, site in guide_sites:
-        value = aliases.get(name, site["value"])
-        total = total - _per_point(_site_log_prob(site, value), max_plate_nesting, keep)
-        q_detached = q_detached + _per_point(_site_log_prob(site, site["value"].detach()), max_plate_nesting, keep)
-    if not torch.is_tensor(total):
-        raise ImportanceError("the model has no sample sites; there is nothing to weigh")
-    log_w = total.reshape(total.shape[0], -1)
-    q_detached = torch.as_tensor(q_detached, dtype=log_w.dtype, device=log_w.device)
-    return log_w, q_detached.expand(total.shape).reshape(log_w.shape)
+    keep = data_dims(model_trace, guide_trace)
+    log_p = trace_log_density(model_trace, max_plate_nesting, keep)
+    log_q = trace_log_density(guide_trace, max_plate_nesting, keep, latent_only=True)
+    return log_p - log_q
 
 
 def log_importance_weights(
@@ -197,15 +214,21 @@ def log_importance_weights(
         raise ValueError(f"num_particles must be at least 1, got {num_particles}")
     if max_plate_nesting is None:
         max_plate_nesting = guess_max_plate_nesting(model, guide, *args, **kwargs)
-    model_trace, guide_trace, _ = importance_traces(
+    model_trace, guide_trace = importance_traces(
         model, guide, *args, num_particles=num_particles, max_plate_nesting=max_plate_nesting, **kwargs)
-    return log_weights_from_traces(model_trace, guide_trace, max_plate_nesting)[0]
+    return log_weights_from_traces(model_trace, guide_trace, max_plate_nesting)
 
 
 __all__ = [
     "ImportanceError",
     "guess_max_plate_nesting",
     "importance_traces",
+    "in_particles",
+    "replay_model",
+    "with_values",
+    "latent_values",
+    "data_dims",
+    "trace_log_density",
     "log_weights_from_traces",
     "log_importance_weights",
 ]
