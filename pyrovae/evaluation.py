@@ -162,4 +162,63 @@ def active_units(vae: Any, data: Tensor, context: Tensor | None = None, threshol
     return int((activity > threshold).sum()), activity
 
 
-__all__ = ["log_likelihood", "marginal_model", "kl_per_dimension", "active_units"]
+def evaluate_vae(
+    vae: Any, data: Tensor, context: Tensor | None = None, labels: Tensor | None = None,
+    num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100,
+) -> dict[str, Any]:
+    """Every figure of merit of a trained VAE on one data set, as a JSON-friendly dict.
+
+    * ``log_likelihood``: mean importance-sampled ``log p(x)`` (``num_samples`` samples), and
+      ``log_likelihood_sem``, its standard error over data points; ``nll`` is its negative.
+      Priors whose model has sites the guide lacks (an enumerated mixture) are scored through
+      :func:`marginal_model`.
+    * ``elbo``, ``recon``, ``kl``: the ELBO split (one sample per point, Trace_ELBO).
+    * ``kl_per_dimension``, ``active_units``, ``activity`` (when the guide and prior factorize
+      over dimensions; otherwise left out and ``kl_per_dimension_error`` says why).
+    * ``cluster_accuracy`` when ``labels`` are given and the prior has a ``cluster(z)`` method
+      returning integer component ids for latent codes (mixture priors).
+
+    Args:
+        vae: a :class:`~pyrovae.VAE`.
+        data: ``(N, *event_shape)`` on the model's device.
+        context: ``(N, ...)`` or None.
+        labels: ``(N,)`` integer class labels or None.
+        num_samples, chunk_size, batch_size: as in :func:`log_likelihood`.
+    """
+    from pyrovae.clustering import cluster_accuracy
+    from pyrovae.importance import ImportanceError
+    from pyrovae.metrics import elbo_parts
+
+    was_training = vae.training
+    vae.eval()
+    figures: dict[str, Any] = {"num_points": int(data.shape[0]), "num_samples": num_samples}
+    model = vae.model
+    try:  # one cheap pass tells whether the model has sites (an enumerated component) the guide lacks
+        log_importance_weights(model, vae.guide, data[:1], _slice(context, 0, 1), num_particles=1)
+    except ImportanceError:
+        model = marginal_model(vae)
+    figures["model_form"] = "model" if model is vae.model else "marginal_model"
+    ll = log_likelihood(model, vae.guide, data, context, num_samples, chunk_size, batch_size)
+    figures["log_likelihood"] = ll.mean().item()
+    figures["nll"] = -figures["log_likelihood"]
+    figures["log_likelihood_sem"] = (ll.std().item() / math.sqrt(ll.numel())) if ll.numel() > 1 else float("nan")
+    try:
+        figures.update(elbo_parts(model, vae.guide, data, context))
+    except (ValueError, NotImplementedError) as error:
+        figures["elbo_error"] = str(error)
+    try:
+        figures["kl_per_dimension"] = kl_per_dimension(vae, data, context).tolist()
+    except (ValueError, NotImplementedError) as error:
+        figures["kl_per_dimension_error"] = str(error)
+    figures["active_units"], activity = active_units(vae, data, context)
+    figures["activity"] = activity.tolist()
+    if labels is not None and hasattr(vae.prior, "cluster"):
+        with torch.no_grad():
+            ids = torch.cat([vae.prior.cluster(vae.encode(data[s : s + 1000], _slice(context, s, s + 1000)))
+                             for s in range(0, data.shape[0], 1000)])
+        figures["cluster_accuracy"] = cluster_accuracy(ids, labels)
+    vae.train(was_training)
+    return figures
+
+
+__all__ = ["log_likelihood", "marginal_model", "kl_per_dimension", "active_units", "evaluate_vae"]
