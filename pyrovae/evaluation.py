@@ -192,12 +192,11 @@ def evaluate_vae(
     was_training = vae.training
     vae.eval()
     figures: dict[str, Any] = {"num_points": int(data.shape[0]), "num_samples": num_samples}
-    model = vae.model
+    model, figures["model_form"] = vae.model, "model"
     try:  # one cheap pass tells whether the model has sites (an enumerated component) the guide lacks
         log_importance_weights(model, vae.guide, data[:1], _slice(context, 0, 1), num_particles=1)
     except ImportanceError:
-        model = marginal_model(vae)
-    figures["model_form"] = "model" if model is vae.model else "marginal_model"
+        model, figures["model_form"] = marginal_model(vae), "marginal_model"
     ll = log_likelihood(model, vae.guide, data, context, num_samples, chunk_size, batch_size)
     figures["log_likelihood"] = ll.mean().item()
     figures["nll"] = -figures["log_likelihood"]

@@ -42,6 +42,7 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         raise ConfigError(f"{existing[0]} exists; pass --overwrite to replace it, or change --num-samples/--limit")
 
     torch_device = pick_device(device)
+    pyro.clear_param_store()  # the model registers itself under its name; start from a clean store
     vae, config = load_vae(checkpoint, torch_device)
     data = load_dataset(config.dataset, root=config.data_root, download=config.download)
     images = (data.test_images if split == "test" else data.train_images)[:limit]
