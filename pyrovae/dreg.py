@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from pyro import poutine
+from pyro.infer import ELBO
 from pyro.poutine.util import prune_subsample_sites
 
 from pyrovae.importance import (
@@ -30,7 +31,7 @@ from pyrovae.importance import (
 )
 
 
-class DReG:
+class DReG(ELBO):
     """IWAE bound with the doubly-reparameterized gradient estimator for the guide.
 
     The value is the IWAE bound ``sum_n logmeanexp_k log w_{k,n}`` (same particles, same number
@@ -54,6 +55,9 @@ class DReG:
     reaching it by one more ``w~_k``; the aliases feed the model and the densities only, not
     the guide's sampling graph, so no path is scaled twice.
 
+    A Pyro ``ELBO``: ``SVI(model, guide, optim, DReG(k))`` works, as does
+    :class:`pyrovae.training.Trainer`.
+
     Args:
         num_particles: ``k`` (at least 2 for the estimator to differ from the ELBO's).
         max_plate_nesting: plates nested in the model; guessed on the first call when None.
@@ -70,7 +74,8 @@ class DReG:
     def __init__(self, num_particles: int = 5, max_plate_nesting: int | None = None) -> None:
         if num_particles < 1:
             raise ValueError(f"num_particles must be at least 1, got {num_particles}")
-        self.num_particles = num_particles
+        super().__init__(num_particles=num_particles)
+        # Own particle plate, so Pyro's vectorization bookkeeping is not used; None means "guess".
         self.max_plate_nesting = max_plate_nesting
 
     def differentiable_loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> Tensor:
@@ -128,6 +133,15 @@ class DReG:
             raise ValueError(f"guide site {site['name']!r} is not inside every data plate; DReG needs "
                              "each latent site to be local to a data point")
         return normalized.reshape(shape).reshape(*shape, *([1] * fn.event_dim))
+
+    def _get_trace(self, model: Callable, guide: Callable, args: Any, kwargs: Any) -> Any:
+        raise NotImplementedError("DReG draws its particles itself; call differentiable_loss")
+
+    def loss_and_grads(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> float:
+        """Backpropagate the DReG estimator and return the negative bound, as Pyro's ``SVI`` expects."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return loss.item()
 
     @torch.no_grad()
     def loss(self, model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> float:

@@ -9,6 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = [
+    "iwae.py",
     "vae.py",
 ]
 
