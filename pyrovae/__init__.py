@@ -1,6 +1,8 @@
 """pyrovae: variational autoencoders written as Pyro models and guides."""
 
+from pyrovae.dreg import DReG
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.iwae import IWAE
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -33,6 +35,8 @@ __all__ = [
     "Prior",
     "StandardNormalPrior",
     "LearnedNormalPrior",
+    "IWAE",
+    "DReG",
     "LatentScale",
     "linear_warmup",
 ]
