@@ -129,7 +129,7 @@ class DReG(ELBO):
         for d in data_dims:
             shape[d] = batch_shape[d]
         if math.prod(shape[1:]) != normalized.shape[1]:
-            # The site lives in fewer plates than the points: sum its weights would be wrong, refuse.
+            # A latent shared by several data points has no weight of its own; DReG is per point.
             raise ValueError(f"guide site {site['name']!r} is not inside every data plate; DReG needs "
                              "each latent site to be local to a data point")
         return normalized.reshape(shape).reshape(*shape, *([1] * fn.event_dim))

@@ -131,11 +131,10 @@ def kl_per_dimension(vae: Any, data: Tensor, context: Tensor | None = None, num_
         x, c = data[start : start + batch_size], _slice(context, start, start + batch_size)
         q = vae.posterior(x, c)
         p = vae.prior(c)
-        q_base = getattr(q, "base_dist", None)
-        p_base = getattr(p, "base_dist", None)
-        if q_base is None or p_base is None:
-            raise ValueError("KL per dimension needs a guide and a prior that factorize over latent "
-                             "dimensions (Independent distributions); this pair does not")
+        if not (isinstance(q, torch.distributions.Independent) and isinstance(p, torch.distributions.Independent)):
+            raise ValueError("KL per dimension needs a guide and a prior that factorize over latent dimensions "
+                             f"(Independent distributions); got {type(q).__name__} and {type(p).__name__}")
+        q_base, p_base = q.base_dist, p.base_dist
         if isinstance(q_base, dist.Normal) and isinstance(p_base, dist.Normal):
             kl = torch.distributions.kl_divergence(q_base, p_base)
         else:
