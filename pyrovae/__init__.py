@@ -1,7 +1,9 @@
 """pyrovae: variational autoencoders written as Pyro models and guides."""
 
+from pyrovae.clustering import cluster, cluster_accuracy, component_probabilities
 from pyrovae.dreg import DReG
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
 from pyrovae.iwae import IWAE
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
@@ -12,7 +14,16 @@ from pyrovae.likelihoods import (
 )
 from pyrovae.nets import MLP, ConvDecoderNet, ConvEncoderNet
 from pyrovae.objectives import LatentScale, linear_warmup
-from pyrovae.priors import LearnedNormalPrior, Prior, StandardNormalPrior
+from pyrovae.priors import (
+    ConditionalNormalPrior,
+    FlowPrior,
+    GaussianMixturePrior,
+    HierarchicalPrior,
+    LearnedNormalPrior,
+    Prior,
+    StandardNormalPrior,
+    VampPrior,
+)
 from pyrovae.training import Trainer, TrainingRecord
 from pyrovae.vae import VAE
 
@@ -27,6 +38,9 @@ __all__ = [
     "ConvDecoderNet",
     "Encoder",
     "DiagonalNormalEncoder",
+    "IAFEncoder",
+    "LowRankNormalEncoder",
+    "FullCovarianceNormalEncoder",
     "Likelihood",
     "BernoulliLikelihood",
     "ContinuousBernoulliLikelihood",
@@ -35,6 +49,14 @@ __all__ = [
     "Prior",
     "StandardNormalPrior",
     "LearnedNormalPrior",
+    "GaussianMixturePrior",
+    "VampPrior",
+    "FlowPrior",
+    "HierarchicalPrior",
+    "ConditionalNormalPrior",
+    "cluster",
+    "component_probabilities",
+    "cluster_accuracy",
     "IWAE",
     "DReG",
     "LatentScale",
