@@ -1,9 +1,11 @@
 """pyrovae: variational autoencoders written as Pyro models and guides."""
 
-from pyrovae.clustering import cluster, component_probabilities
+from pyrovae.clustering import cluster, cluster_accuracy, component_probabilities
+from pyrovae.dreg import DReG
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
 from pyrovae.errors import InputError, NonFiniteError, PyrovaeError, TrainingInterrupted
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
+from pyrovae.iwae import IWAE
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -55,6 +57,9 @@ __all__ = [
     "ConditionalNormalPrior",
     "cluster",
     "component_probabilities",
+    "cluster_accuracy",
+    "IWAE",
+    "DReG",
     "LatentScale",
     "linear_warmup",
     "PyrovaeError",

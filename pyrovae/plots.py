@@ -285,3 +285,31 @@ def save_bar_chart(
     path = _prepare_path(path)
     fig.savefig(path, dpi=100)
     return path
+
+
+@torch.no_grad()
+def save_component_samples(
+    sample_component: Callable[[int, int], Tensor], num_components: int, path: str | Path,
+    per_component: int = 10, title: str | None = None,
+) -> Path:
+    """Samples of each mixture component, one row per component.
+
+    Args:
+        sample_component: Maps ``(k, n)`` to ``n`` images of component ``k`` in ``[0, 1]``,
+            shape ``(n, 1, H, W)``, e.g. decoded draws from the k-th Gaussian of a mixture prior.
+        num_components: Number of rows.
+        path: PNG file to write; parent folders are created.
+        per_component: Images per row.
+        title: Optional title.
+
+    Returns:
+        The path written.
+    """
+    rows = []
+    for k in range(num_components):
+        images = sample_component(k, per_component)
+        if images.shape[0] != per_component:
+            raise ValueError(f"sample_component({k}, {per_component}) returned {images.shape[0]} images")
+        rows.append(images.detach().cpu().float())
+    path = _prepare_path(path)
+    return _save_grid_figure(_grid(torch.cat(rows), nrow=per_component), path, title)

@@ -15,6 +15,7 @@ EXAMPLES_DIR = ROOT / "examples"
 #: Each example with a phrase its smoke run must print.
 EXAMPLES = {
     "vae.py": "samples from the prior",
+    "iwae.py": "<= log p(x)",
     "mixture_prior.py": "most common digit",
     "custom_prior.py": "Student-t prior",
     "flow_guide.py": "IAF guide",

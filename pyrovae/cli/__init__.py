@@ -1,4 +1,4 @@
-"""Command line: ``pyrovae train``, ``pyrovae sample`` (also ``python -m pyrovae``)."""
+"""Command line: ``pyrovae train``, ``pyrovae sample``, ``pyrovae evaluate`` (also ``python -m pyrovae``)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ HELP = {
     "guide": "guide q(z|x): diagonal, iaf (inverse autoregressive flow), lowrank or fullcov",
     "num_flows": "flow layers of the iaf guide and the flow prior",
     "rank": "rank of the lowrank guide's covariance factor",
-    "objective": "elbo (Trace_ELBO) or meanfield (TraceMeanField_ELBO, analytic KL)",
-    "num_particles": "samples per data point in the ELBO estimate (vectorized)",
+    "objective": "elbo (Trace_ELBO), meanfield (TraceMeanField_ELBO, analytic KL), iwae (importance-"
+                 "weighted bound) or dreg (IWAE bound, doubly-reparameterized gradients)",
+    "num_particles": "samples per data point in the ELBO/IWAE estimate (vectorized)",
     "epochs": "passes over the training data",
     "batch_size": "images per step",
     "lr": "Adam learning rate",
@@ -87,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num-samples", type=int, default=64, help="how many images (default: 64)")
     sample.add_argument("--out", help="PNG to write (default: samples_seed<SEED>.png beside the checkpoint)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    evaluate = commands.add_parser("evaluate", help="importance-sampled log-likelihood, ELBO split, KL per "
+                                   "dimension and active units of a checkpoint")
+    evaluate.add_argument("checkpoint", help="checkpoint.pt written by pyrovae train")
+    evaluate.add_argument("--num-samples", type=int, default=5000,
+                          help="importance samples per image for log p(x) (default: 5000)")
+    evaluate.add_argument("--data", choices=["test", "train"], default="test",
+                          help="which split of the checkpoint's data set (default: test)")
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    evaluate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's files")
     return parser
 
 
@@ -126,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.num_samples < 1:
                 raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
             run_sample(args.checkpoint, args.num_samples, args.out, args.seed)
+        elif args.command == "evaluate":
+            from pyrovae.cli.evaluate import run_evaluate
+
+            run_evaluate(args.checkpoint, num_samples=args.num_samples, split=args.data, limit=args.limit,
+                         seed=args.seed, device=args.device, overwrite=args.overwrite)
     except TrainingInterrupted as e:
         print(f"pyrovae: {e}", file=sys.stderr)
         return e.exit_code

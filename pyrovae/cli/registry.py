@@ -11,8 +11,10 @@ from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from torch import nn
 
 from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.dreg import DReG
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
+from pyrovae.iwae import IWAE
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -84,6 +86,8 @@ OBJECTIVES: dict[str, Callable[[TrainConfig], Any]] = {
     "meanfield": lambda c: TraceMeanField_ELBO(num_particles=c.num_particles,
                                                vectorize_particles=c.num_particles > 1,
                                                max_plate_nesting=1),
+    "iwae": lambda c: IWAE(num_particles=c.num_particles, max_plate_nesting=1),
+    "dreg": lambda c: DReG(num_particles=c.num_particles, max_plate_nesting=1),
 }
 
 

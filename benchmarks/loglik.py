@@ -1,0 +1,124 @@
+"""Test negative log-likelihood on dynamically binarized MNIST (ANCHORS.md, "Binarized MNIST").
+
+Protocol: training images binarized afresh every time they are used, the test set binarized
+once with a fixed seed, ``log p(x)`` estimated with k = 5000 importance samples from q(z|x).
+Architecture of Burda et al. (2015), one stochastic layer: encoder 784-200-200-(50, 50),
+decoder 50-200-200-784, tanh, Bernoulli likelihood, Adam. Compare with the rows "VAE, 1
+stochastic layer ... 86.76" (``standard``) and "IWAE, 1 stochastic layer, k=50 ... 84.78"
+(``iwae``; here k is ``--num-particles``), keeping in mind the paper trained for 3,280 passes;
+``vamp`` compares with the VampPrior rows (Tomczak and Welling used latent 40, 2,000 epochs).
+
+Each run appends one row to ``benchmarks/results/loglik.csv``.
+
+Usage::
+
+    PYTHONPATH=$PWD python benchmarks/loglik.py --config standard --epochs 10 --eval-subset 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from pyro.infer import Trace_ELBO
+
+from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, Trainer
+from pyrovae.data import binarize_once, dynamic_binarize, load_dataset
+from pyrovae.evaluation import active_units, log_likelihood
+from pyrovae.iwae import IWAE
+from pyrovae.metrics import elbo_parts
+from pyrovae.priors import GaussianMixturePrior, VampPrior
+
+RESULTS = Path(__file__).parent / "results" / "loglik.csv"
+FIELDS = ["model", "epochs", "num_particles", "batch_size", "lr", "train_seconds", "eval_seconds",
+          "eval_images", "importance_samples", "test_elbo", "test_nll", "active_units", "threads",
+          "date", "command"]
+
+
+def build_vae(config: str = "standard", latent_dim: int = 50, hidden: tuple[int, ...] = (200, 200),
+              init_images: torch.Tensor | None = None) -> VAE:
+    """The one-stochastic-layer network of Burda et al. (2015) with the prior ``config`` names:
+    standard Normal (``standard``, ``iwae``), a 10-component Gaussian mixture in marginalized form
+    (``gmm``) or a VampPrior with 500 pseudo-inputs started at training images (``vamp``)."""
+    encoder = DiagonalNormalEncoder(MLP((1, 28, 28), hidden, 2 * latent_dim, activation="tanh"), latent_dim)
+    likelihood = BernoulliLikelihood(MLP(latent_dim, hidden, 784, activation="tanh"), (1, 28, 28))
+    if config == "gmm":
+        prior = GaussianMixturePrior(latent_dim, 10)
+    elif config == "vamp":
+        prior = VampPrior(encoder, 500, (1, 28, 28), init=None if init_images is None else init_images[:500])
+    else:
+        prior = StandardNormalPrior(latent_dim)
+    return VAE(encoder, likelihood, prior)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=["standard", "iwae", "gmm", "vamp"], required=True)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--num-particles", type=int, default=5, help="k for --config iwae")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--eval-subset", type=int, default=None, help="evaluate on the first M test images")
+    parser.add_argument("--num-samples", type=int, default=5000, help="importance samples for log p(x)")
+    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--save", type=Path, default=None, help="write the trained state_dict here (never overwritten)")
+    args = parser.parse_args(argv)
+    if args.save is not None and args.save.exists():
+        parser.exit(2, f"error: {args.save} exists; pass another --save path\n")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    data = load_dataset("mnist", root=args.data_root, download=False)
+    test = binarize_once(data.test_images, seed=1234)
+    if args.eval_subset is not None:
+        test = test[: args.eval_subset]
+    vae = build_vae(args.config, init_images=data.train_images)
+    objective = IWAE(args.num_particles) if args.config == "iwae" else Trace_ELBO()
+    trainer = Trainer(vae, objective=objective, lr=args.lr, batch_size=args.batch_size,
+                      transform=dynamic_binarize, progress=False,
+                      generator=torch.Generator().manual_seed(args.seed),
+                      callbacks=[lambda t, f: print(f"epoch {f['epoch']}: train loss {f['train_loss']:.2f} "
+                                                    f"({f['seconds']:.0f} s)", flush=True)])
+    record = trainer.fit(data.train_images, epochs=args.epochs, eval_size=500)
+    if args.save is not None:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(vae.state_dict(), args.save)
+
+    vae.eval()
+    start = time.perf_counter()
+    elbo = elbo_parts(vae.model, vae.guide, test)["elbo"]
+    nll = -log_likelihood(vae.model, vae.guide, test, num_samples=args.num_samples).mean().item()  # gmm: marginalized
+    active, _ = active_units(vae, test)
+    eval_seconds = time.perf_counter() - start
+    row = {
+        "model": args.config, "epochs": args.epochs,
+        "num_particles": args.num_particles if args.config == "iwae" else 1,
+        "batch_size": args.batch_size, "lr": args.lr, "train_seconds": round(record.seconds, 1),
+        "eval_seconds": round(eval_seconds, 1), "eval_images": test.shape[0],
+        "importance_samples": args.num_samples, "test_elbo": round(elbo, 2), "test_nll": round(nll, 2),
+        "active_units": active, "threads": args.threads,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "PYTHONPATH=$PWD python " + shlex.join(["benchmarks/loglik.py", *(argv or sys.argv[1:])]),
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    new = not args.results.exists()
+    with args.results.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
