@@ -1,0 +1,116 @@
+"""Command line: ``pyrovae train``, ``pyrovae sample`` (also ``python -m pyrovae``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING, fields
+
+from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
+
+HELP = {
+    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist or kmnist",
+    "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
+    "download": "let torchvision download a missing data set",
+    "train_size": "use only the first N training images",
+    "binarize": "dynamic binarization: draw pixels as Bernoulli(grey value) every epoch",
+    "network": "mlp or conv",
+    "hidden": "hidden layer width",
+    "activation": "softplus, relu, tanh, elu or gelu",
+    "latent_dim": "size of z (2 also draws the latent space and the decoded manifold)",
+    "likelihood": "bernoulli, cbernoulli, normal or laplace",
+    "prior": "prior p(z): normal or learned",
+    "objective": "elbo (Trace_ELBO) or meanfield (TraceMeanField_ELBO, analytic KL)",
+    "num_particles": "samples per data point in the ELBO estimate (vectorized)",
+    "epochs": "passes over the training data",
+    "batch_size": "images per step",
+    "lr": "Adam learning rate",
+    "beta": "weight of the KL term (beta-VAE); 1 is the ELBO",
+    "warmup_epochs": "epochs of linear KL warm-up from 0 to beta",
+    "seed": "random seed",
+    "device": "auto, cpu, cuda or mps",
+    "out": "output folder for checkpoint, metrics and pictures",
+    "progress": "show a progress bar",
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; defaults are suppressed so that only given flags override
+    the TOML file and the dataclass defaults."""
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        kind = f.type if isinstance(f.type, type) else None
+        type_names = str(f.type)
+        if type_names == "bool" or kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=f"{HELP.get(f.name, '')} (default: {default})")
+            continue
+        if "int" in type_names:
+            conv = int
+        elif "float" in type_names:
+            conv = float
+        else:
+            conv = str
+        parser.add_argument(flag, type=conv, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                            help=f"{HELP.get(f.name, '')} (default: {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyrovae", description="Variational autoencoders written in Pyro.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a VAE and write checkpoint, metrics and pictures")
+    train.add_argument("--config", metavar="FILE", help="TOML file of settings (flags override it)")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    _add_config_flags(train)
+
+    sample = commands.add_parser("sample", help="write a grid of samples from a trained checkpoint")
+    sample.add_argument("checkpoint", help="checkpoint.pt written by pyrovae train")
+    sample.add_argument("--num-samples", type=int, default=64, help="how many images (default: 64)")
+    sample.add_argument("--out", help="PNG to write (default: samples_seed<SEED>.png beside the checkpoint)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Dataclass defaults, overridden by the TOML file, overridden by explicit flags."""
+    values = read_toml(args.config) if args.config else {}
+    names = {f.name for f in fields(TrainConfig)}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    return TrainConfig.from_dict(values, source=args.config or "flags")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pyrovae`` command; returns the exit code."""
+    from pyrovae.checkpoint import CheckpointError
+    from pyrovae.data import DatasetError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            from pyrovae.cli.train import run_train
+
+            run_train(config_from_args(args), overwrite=args.overwrite)
+        elif args.command == "sample":
+            from pyrovae.cli.sample import run_sample
+
+            if args.num_samples < 1:
+                raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
+            run_sample(args.checkpoint, args.num_samples, args.out, args.seed)
+    except (ConfigError, CheckpointError, DatasetError) as e:
+        print(f"pyrovae: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pyrovae: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+__all__ = ["main", "console_main", "build_parser", "config_from_args"]
+
+
+def console_main() -> None:
+    """Console-script wrapper: exit with ``main``'s code."""
+    sys.exit(main())

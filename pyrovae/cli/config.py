@@ -1,0 +1,93 @@
+"""The training configuration: one frozen dataclass, filled from defaults, a TOML file and flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or out of range; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``pyrovae train`` needs; stored whole in every checkpoint so that the model
+    can be rebuilt from the checkpoint alone."""
+
+    dataset: str = "mnist-small"
+    data_root: str | None = None
+    download: bool = True
+    train_size: int | None = None
+    binarize: bool = False
+    network: str = "mlp"
+    hidden: int = 400
+    activation: str = "softplus"
+    latent_dim: int = 16
+    likelihood: str = "bernoulli"
+    prior: str = "normal"
+    objective: str = "elbo"
+    num_particles: int = 1
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/vae"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {"hidden": self.hidden, "latent_dim": self.latent_dim, "epochs": self.epochs,
+                    "batch_size": self.batch_size, "num_particles": self.num_particles}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.train_size is not None and self.train_size < 1:
+            raise ConfigError(f"--train-size must be at least 1, got {self.train_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.beta < 0:
+            raise ConfigError(f"--beta must be non-negative, got {self.beta}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"--warmup-epochs must be non-negative, got {self.warmup_epochs}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (JSON- and TOML-friendly)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a dict, refusing unknown keys with a message naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in {source}; "
+                              f"valid settings: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file of ``TrainConfig`` settings (top level, or under a ``[train]`` table)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            values = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; check the path given to --config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML ({e}); fix the syntax") from None
+    values = values.get("train", values)
+    return {k.replace("-", "_"): v for k, v in values.items()}
+
+
+__all__ = ["TrainConfig", "ConfigError", "read_toml"]

@@ -1,0 +1,105 @@
+"""The one table from command-line names to library objects; library code never sees these names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from torch import nn
+
+from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.encoders import DiagonalNormalEncoder
+from pyrovae.likelihoods import (
+    BernoulliLikelihood,
+    ContinuousBernoulliLikelihood,
+    LaplaceLikelihood,
+    Likelihood,
+    NormalLikelihood,
+)
+from pyrovae.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.priors import LearnedNormalPrior, Prior, StandardNormalPrior
+from pyrovae.vae import VAE
+
+Shape = tuple[int, ...]
+
+#: name -> (encoder net, decoder net) builder: (config, image_shape, encoder_out) -> modules
+NETWORKS: dict[str, Callable[[TrainConfig, Shape, int], tuple[nn.Module, nn.Module]]] = {
+    "mlp": lambda c, shape, enc_out: (
+        MLP(shape, [c.hidden], enc_out, c.activation),
+        MLP(c.latent_dim, [c.hidden], math.prod(shape), c.activation),
+    ),
+    "conv": lambda c, shape, enc_out: (
+        ConvEncoderNet(shape[0], enc_out, hidden=c.hidden),
+        ConvDecoderNet(c.latent_dim, shape[0], hidden=c.hidden),
+    ),
+}
+
+#: name -> likelihood class taking (decoder net, image shape)
+LIKELIHOODS: dict[str, Callable[[nn.Module, Shape], Likelihood]] = {
+    "bernoulli": BernoulliLikelihood,
+    "cbernoulli": ContinuousBernoulliLikelihood,
+    "normal": lambda net, shape: NormalLikelihood(net, shape, scale=None),
+    "laplace": lambda net, shape: LaplaceLikelihood(net, shape, scale=None),
+}
+
+#: name -> prior builder: (config, encoder, image shape) -> Prior
+PRIORS: dict[str, Callable[[TrainConfig, nn.Module, Shape], Prior]] = {
+    "normal": lambda c, encoder, shape: StandardNormalPrior(c.latent_dim),
+    "learned": lambda c, encoder, shape: LearnedNormalPrior(c.latent_dim),
+}
+
+#: name -> objective builder: config -> object with ``differentiable_loss``
+OBJECTIVES: dict[str, Callable[[TrainConfig], Any]] = {
+    "elbo": lambda c: Trace_ELBO(num_particles=c.num_particles, vectorize_particles=c.num_particles > 1,
+                                 max_plate_nesting=1),
+    "meanfield": lambda c: TraceMeanField_ELBO(num_particles=c.num_particles,
+                                               vectorize_particles=c.num_particles > 1,
+                                               max_plate_nesting=1),
+}
+
+
+def _lookup(table: dict[str, Any], name: str, option: str) -> Any:
+    try:
+        return table[name]
+    except KeyError:
+        raise ConfigError(f"unknown {option} {name!r}; choose one of {', '.join(sorted(table))}") from None
+
+
+def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
+    """Build the VAE that ``config`` describes for data points of shape ``image_shape``."""
+    make_nets = _lookup(NETWORKS, config.network, "--network")
+    make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
+    make_prior = _lookup(PRIORS, config.prior, "--prior")
+    if config.network == "conv" and tuple(image_shape[-2:]) != (28, 28):
+        raise ConfigError(f"--network conv expects 28x28 images, got {tuple(image_shape)}; use --network mlp")
+    encoder_net, decoder_net = make_nets(config, tuple(image_shape), 2 * config.latent_dim)
+    encoder = DiagonalNormalEncoder(encoder_net, config.latent_dim)
+    likelihood = make_likelihood(decoder_net, tuple(image_shape))
+    prior = make_prior(config, encoder, tuple(image_shape))
+    return VAE(encoder, likelihood, prior)
+
+
+def build_objective(config: TrainConfig) -> Any:
+    """The training objective that ``config.objective`` names."""
+    return _lookup(OBJECTIVES, config.objective, "--objective")(config)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps was asked for but MPS is not available; use --device cpu")
+    return torch.device(name)
+
+
+__all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "OBJECTIVES", "build_vae", "build_objective", "pick_device"]

@@ -1,0 +1,61 @@
+"""The command line end to end, in a temporary folder, on the bundled data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyrovae.checkpoint import load_checkpoint
+from pyrovae.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--train-size", "300", "--epochs", "2", "--hidden", "32", "--batch-size", "100", "--no-progress"]
+PICTURES = ["reconstructions.png", "samples.png", "training_curves.png", "interpolation.png"]
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_writes_checkpoint_metrics_and_pictures_for_a_2d_latent_space(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--latent-dim", "2", *SMALL]) == 0
+    for name in PICTURES + ["latent_space.png", "manifold.png"]:
+        assert is_png(out / name), name
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    payload = load_checkpoint(out / "checkpoint.pt")
+    assert payload["config"]["latent_dim"] == 2 and payload["epoch"] == 2
+    assert {"model", "optimizer", "history", "image_shape"} <= payload.keys()
+
+    assert main(["sample", str(out / "checkpoint.pt"), "--num-samples", "9"]) == 0
+    assert is_png(out / "samples_seed0.png")
+
+
+def test_toml_config_is_read_and_flags_override_it(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('latent_dim = 3\nhidden = 16\nepochs = 5\nlikelihood = "cbernoulli"\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out), "--epochs", "1",
+                 "--train-size", "200", "--no-progress"]) == 0
+    stored = load_checkpoint(out / "checkpoint.pt")["config"]
+    assert (stored["latent_dim"], stored["hidden"], stored["epochs"], stored["likelihood"]) == (3, 16, 1, "cbernoulli")
+    assert not (out / "latent_space.png").exists()  # only for a 2-D latent space
+
+
+def test_module_entry_point_and_one_line_errors(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "pyrovae", "train", "--latent-dim", "0", "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 2
+    assert run.stderr.strip() == "pyrovae: error: --latent-dim must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--likelihood", "poisson"], "unknown --likelihood 'poisson'; choose one of"),
+    (["--network", "rnn"], "unknown --network 'rnn'; choose one of"),
+])
+def test_unknown_component_names_are_refused(tmp_path, capsys, flag, message):
+    assert main(["train", "--out", str(tmp_path / "x"), *SMALL, *flag]) == 2
+    assert message in capsys.readouterr().err
