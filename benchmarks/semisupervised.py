@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import csv
 import datetime
 import shlex
@@ -65,7 +66,9 @@ def append_row(**row) -> None:
 def run_m2(args, data) -> None:
     split = split_labelled(data.train_images, data.train_labels, args.labels, num_validation=10000,
                            seed=args.seed)
-    k, d, h = 10, 50, 500
+    if args.train_size:  # fewer unlabelled images per epoch (the split is drawn first, unchanged)
+        split = dataclasses.replace(split, unlabelled_images=split.unlabelled_images[: args.train_size])
+    k, d, h = 10, 50, args.hidden
     m2 = M2(MLP((1, 28, 28), (h,), k), DiagonalNormalEncoder(MLP(784 + k, (h,), 2 * d), d, context_dim=k),
             BernoulliLikelihood(MLP(d + k, (h,), 784), (1, 28, 28)), k, alpha=args.alpha)
     best = {"val_accuracy": -1.0}
@@ -90,7 +93,8 @@ def run_m2(args, data) -> None:
     append_row(model="m2", labels=args.labels, quadrants="", epochs=args.epochs, seed=args.seed,
                seconds=round(seconds, 1), metric="test_accuracy_at_best_val_epoch",
                figure=round(test_accuracy, 4),
-               notes=f"best val epoch {best['epoch']} val_acc {best['val_accuracy']:.4f}; last epoch "
+               notes=f"{split.unlabelled_images.shape[0]} unlabelled images per epoch; hidden {h}; "
+                     f"best val epoch {best['epoch']} val_acc {best['val_accuracy']:.4f}; last epoch "
                      f"val_acc {record.last('val_accuracy'):.4f}; alpha {args.alpha}; "
                      f"{record.steps} steps; 1 thread on a shared 2-core machine")
     print(f"m2 labels={args.labels}: test accuracy {test_accuracy:.4f} (epoch {best['epoch']}), "
@@ -102,6 +106,8 @@ def run_cvae(args, data) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(images.shape[0], generator=generator)
     train, val = images[order[10000:]], images[order[:10000]]
+    train = train[: args.train_size or None]
+    test = test[: args.test_size]
     ctx, val_ctx, test_ctx = (hide_quadrants(x, args.quadrants) for x in (train, val, test))
     start = time.perf_counter()
     baseline = MaskedBaseline(MLP((1, 28, 28), (500, 500), 784, "relu"))
@@ -113,7 +119,8 @@ def run_cvae(args, data) -> None:
     append_row(model="cvae-baseline", labels="", quadrants=args.quadrants, epochs=len(brecord.history),
                seed=args.seed, seconds=round(b_seconds, 1), metric="test_conditional_nll_nats",
                figure=round(baseline_nll, 2),
-               notes=f"early stopping patience 3 on validation, max {args.baseline_epochs} epochs")
+               notes=f"early stopping patience 3 on validation, max {args.baseline_epochs} epochs; "
+                     f"{train.shape[0]} training and {test.shape[0]} test images")
     d = 50
     cvae = ConditionalVAE(DiagonalNormalEncoder(MLP((1, 28, 28), (500, 500), 2 * d, "relu"), d),
                           DiagonalNormalEncoder(MLP((1, 28, 28), (500, 500), 2 * d, "relu"), d),
@@ -142,6 +149,7 @@ def run_cvae(args, data) -> None:
                seconds=round(seconds, 1), metric=f"test_conditional_nll_nats_IS_k{args.is_samples}",
                figure=round(nll, 2),
                notes=f"best val epoch {best['epoch']}; test negative ELBO (1 sample) {neg_elbo:.2f}; "
+                     f"{train.shape[0]} training and {test.shape[0]} test images; "
                      "time includes the baseline; 1 thread on a shared 2-core machine")
     print(f"cvae quadrants={args.quadrants}: IS NLL {nll:.2f}, -ELBO {neg_elbo:.2f}, baseline "
           f"{baseline_nll:.2f}, {seconds:.0f} s", flush=True)
@@ -157,6 +165,10 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=50.0)
     parser.add_argument("--is-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, default=500, help="m2: hidden units per layer")
+    parser.add_argument("--train-size", type=int, default=0,
+                        help="m2: unlabelled images used (0: all); cvae: training images (0: all)")
+    parser.add_argument("--test-size", type=int, default=10000, help="cvae: test images scored")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--root", default="/work/shared/data")
     args = parser.parse_args()

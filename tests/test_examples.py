@@ -10,6 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = [
     "vae.py",
+    "semisupervised_m2.py",
+    "conditional_vae.py",
 ]
 
 

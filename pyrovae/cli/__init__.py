@@ -31,6 +31,13 @@ HELP = {
     "device": "auto, cpu, cuda or mps",
     "out": "output folder for checkpoint, metrics and pictures",
     "progress": "show a progress bar",
+    "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
+    "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
+    "validation_size": "m2/cvae: training images held out for validation",
+    "alpha": "m2: weight of the classification loss on labelled images",
+    "quadrants": "cvae: visible quadrants, 1, 2 or 3; the rest is predicted",
+    "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
+    "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
 }
 
 

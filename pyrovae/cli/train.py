@@ -35,6 +35,10 @@ def run_train(config: TrainConfig, overwrite: bool = False) -> TrainingRecord:
     """Train the model ``config`` describes and write every output into ``config.out``."""
     out = Path(config.out)
     prepare_output_folder(out, overwrite)
+    if config.model != "vae":
+        from pyrovae.cli.train_conditional import run_train_conditional
+
+        return run_train_conditional(config, out)
     device = pick_device(config.device)
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
