@@ -75,6 +75,8 @@ def test_train_m2_writes_checkpoint_accuracy_and_pictures(tmp_path):
         assert is_png(out / name), name
     payload = load_checkpoint(out / "checkpoint.pt")
     assert payload["config"]["model"] == "m2" and payload["num_classes"] == 10
+    assert main(["sample", str(out / "checkpoint.pt"), "--num-samples", "20"]) == 0
+    assert is_png(out / "samples_seed0.png")
 
 
 def test_train_cvae_writes_conditional_nll(tmp_path):
@@ -85,6 +87,7 @@ def test_train_cvae_writes_conditional_nll(tmp_path):
     assert figures["test_nll"] > 0 and figures["baseline_test_nll"] > 0
     assert figures["test_nll"] <= -figures["test_elbo"] + 5.0  # IS estimate under the ELBO's bound
     assert is_png(out / "samples.png")
+    assert main(["sample", str(out / "checkpoint.pt")]) == 2  # one-line error, no traceback
 
 
 @pytest.mark.parametrize("flags, message", [
