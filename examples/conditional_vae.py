@@ -8,7 +8,6 @@ Pyro's CVAE tutorial: a deterministic baseline first, then the CVAE trained with
 import argparse
 
 import pyro
-import torch
 from pyro.infer import SVI, Trace_ELBO
 
 import pyrovae

@@ -10,7 +10,6 @@
 import argparse
 
 import pyro
-import torch
 from pyro.infer import SVI, TraceEnum_ELBO
 
 import pyrovae
