@@ -76,3 +76,43 @@ def test_every_prior_and_guide_name_trains_from_the_command_line(tmp_path, flags
 def test_enumerated_prior_refuses_an_objective_that_cannot_enumerate(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "x"), *SMALL, "--prior", "gmm-enum", "--objective", "meanfield"]) == 2
     assert "use --objective elbo" in capsys.readouterr().err
+
+
+M2_SMALL = ["--train-size", "400", "--validation-size", "100", "--epochs", "1", "--hidden", "16",
+            "--latent-dim", "4", "--batch-size", "50", "--no-progress"]
+
+
+def test_train_m2_writes_checkpoint_accuracy_and_pictures(tmp_path):
+    out = tmp_path / "m2"
+    assert main(["train", "--model", "m2", "--labels", "20", "--out", str(out), *M2_SMALL]) == 0
+    figures = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"train_loss", "val_accuracy", "test_accuracy", "labelled_accuracy"} <= figures.keys()
+    assert 0.0 <= figures["test_accuracy"] <= 1.0
+    for name in ["samples.png", "analogies.png", "training_curves.png"]:
+        assert is_png(out / name), name
+    payload = load_checkpoint(out / "checkpoint.pt")
+    assert payload["config"]["model"] == "m2" and payload["num_classes"] == 10
+    assert main(["sample", str(out / "checkpoint.pt"), "--num-samples", "20"]) == 0
+    assert is_png(out / "samples_seed0.png")
+
+
+def test_train_cvae_writes_conditional_nll(tmp_path):
+    out = tmp_path / "cvae"
+    assert main(["train", "--model", "cvae", "--quadrants", "2", "--baseline-epochs", "1",
+                 "--is-samples", "3", "--out", str(out), *M2_SMALL]) == 0
+    figures = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert figures["test_nll"] > 0 and figures["baseline_test_nll"] > 0
+    assert figures["test_nll"] <= -figures["test_elbo"] + 5.0  # IS estimate under the ELBO's bound
+    assert is_png(out / "samples.png")
+    assert main(["sample", str(out / "checkpoint.pt")]) == 2  # one-line error, no traceback
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "m2", "--labels", "15"], "multiple of 10"),
+    (["--model", "cvae", "--quadrants", "4"], "1, 2 or 3"),
+    (["--model", "gan"], "vae, m2 or cvae"),
+])
+def test_semisupervised_flags_are_checked(tmp_path, capsys, flags, message):
+    assert main(["train", "--out", str(tmp_path / "x"), *flags, *M2_SMALL]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

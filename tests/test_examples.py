@@ -21,6 +21,8 @@ EXAMPLES = {
     "flow_guide.py": "IAF guide",
     "resumable_svi.py": "resumed run equals the straight run: True",
     "ddp_vae.py": "images per step",
+    "semisupervised_m2.py": "test accuracy",
+    "conditional_vae.py": "test conditional NLL",
 }
 
 

@@ -39,6 +39,13 @@ HELP = {
     "progress": "show a progress bar",
     "checkpoint_every": "also write the checkpoint every N steps (0: after every epoch only)",
     "max_nonfinite_steps": "stop after this many steps in a row with a NaN/inf loss or gradient (each is skipped)",
+    "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
+    "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
+    "validation_size": "m2/cvae: training images held out for validation",
+    "alpha": "m2: weight of the classification loss on labelled images",
+    "quadrants": "cvae: visible quadrants, 1, 2 or 3; the rest is predicted",
+    "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
+    "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
 }
 
 

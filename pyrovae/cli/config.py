@@ -49,6 +49,14 @@ class TrainConfig:
     progress: bool = True
     checkpoint_every: int = 0
     max_nonfinite_steps: int = 10
+    # Semi-supervised and conditional models (pyrovae.semisupervised); ignored by --model vae.
+    model: str = "vae"
+    labels: int = 100
+    validation_size: int = 1000
+    alpha: float = 50.0
+    quadrants: int = 1
+    baseline_epochs: int = 10
+    is_samples: int = 20
 
     def __post_init__(self) -> None:
         positive = {"hidden": self.hidden, "latent_dim": self.latent_dim, "epochs": self.epochs,
@@ -76,6 +84,17 @@ class TrainConfig:
             raise ConfigError(f"--beta must be non-negative, got {self.beta}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"--warmup-epochs must be non-negative, got {self.warmup_epochs}")
+        if self.model not in ("vae", "m2", "cvae"):
+            raise ConfigError(f"--model must be vae, m2 or cvae, got {self.model!r}")
+        if self.labels < 1 or self.is_samples < 1 or self.baseline_epochs < 1:
+            raise ConfigError("--labels, --is-samples and --baseline-epochs must be at least 1, got "
+                              f"{self.labels}, {self.is_samples} and {self.baseline_epochs}")
+        if self.validation_size < 0:
+            raise ConfigError(f"--validation-size must be non-negative, got {self.validation_size}")
+        if self.alpha < 0:
+            raise ConfigError(f"--alpha must be non-negative, got {self.alpha}")
+        if self.quadrants not in (1, 2, 3):
+            raise ConfigError(f"--quadrants (visible quadrants) must be 1, 2 or 3, got {self.quadrants}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
 

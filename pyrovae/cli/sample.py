@@ -8,7 +8,7 @@ import pyro
 import torch
 
 from pyrovae import plots
-from pyrovae.checkpoint import load_checkpoint, load_module_state
+from pyrovae.checkpoint import CheckpointError, load_checkpoint, load_module_state
 from pyrovae.cli.config import TrainConfig
 from pyrovae.cli.registry import build_vae
 from pyrovae.vae import VAE
@@ -18,6 +18,10 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE,
     """Rebuild a trained VAE from its checkpoint alone (the config inside says how)."""
     payload = load_checkpoint(path, map_location=device)
     config = TrainConfig.from_dict(payload["config"], source=str(path))
+    if config.model != "vae":
+        raise CheckpointError(f"{path} holds a --model {config.model} run, not a plain VAE; "
+                              "pyrovae sample draws from m2 checkpoints only, and a cvae run's "
+                              "completions are in its samples.png")
     vae = build_vae(config, tuple(payload["image_shape"]))
     load_module_state(vae, payload["model"], source=str(path))
     return vae.to(device).eval(), config
@@ -25,11 +29,29 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE,
 
 def run_sample(checkpoint: str, num_samples: int, out: str | None, seed: int) -> Path:
     """Write a grid of ``num_samples`` decoded prior samples next to the checkpoint (or at ``out``)."""
+    payload = load_checkpoint(checkpoint)
+    if payload.get("config", {}).get("model") == "m2":
+        return _sample_m2(checkpoint, payload, num_samples, out, seed)
     vae, _ = load_vae(checkpoint)
     pyro.set_rng_seed(seed)
     images = vae.sample(num_samples).clamp(0, 1)
     target = Path(out) if out else Path(checkpoint).with_name(f"samples_seed{seed}.png")
     plots.save_image_grid(images, target, title=f"{num_samples} samples from the prior")
+    print(f"Wrote {target}")
+    return target
+
+
+def _sample_m2(checkpoint: str, payload: dict, num_samples: int, out: str | None, seed: int) -> Path:
+    """M2: one row per class, ``num_samples // num_classes`` (at least 1) draws of z each."""
+    from pyrovae.cli.conditional_registry import build_m2
+    from pyrovae.semisupervised.figures import save_class_samples
+
+    config = TrainConfig.from_dict(payload["config"], source=str(checkpoint))
+    m2 = build_m2(config, tuple(payload["image_shape"]), payload["num_classes"])
+    m2.load_state_dict(payload["model"])
+    pyro.set_rng_seed(seed)
+    target = Path(out) if out else Path(checkpoint).with_name(f"samples_seed{seed}.png")
+    save_class_samples(m2.eval(), target, per_class=max(1, num_samples // m2.num_classes))
     print(f"Wrote {target}")
     return target
 

@@ -1,0 +1,182 @@
+"""Benchmark: M2 test accuracy with N labels, and CVAE conditional NLL on quadrant completion.
+
+Compares with /work/shared/ANCHORS.md, "Semi-supervised MNIST (model M2)" (Kingma et al. 2014;
+Pyro's SS-VAE tutorial) and "Conditional generation: MNIST quadrant completion" (Pyro's CVAE
+tutorial). Protocols:
+
+* M2: full MNIST, 10,000 training images held out for validation, a class-balanced labelled
+  subset of N of the other 50,000 (seeded), the rest unlabelled; grey pixels, Bernoulli
+  likelihood; nets 784-500-(z 50) as in Pyro's tutorial; every step one batch of 200 unlabelled
+  and one of up to 100 labelled images; alpha = 50. The epoch with the best *validation*
+  accuracy is kept and its accuracy on the 10,000 test images is the figure.
+* CVAE: full MNIST, the same 10,000 validation images for early stopping of the baseline
+  (patience 3); baseline 784-500-500-784 ReLU; CVAE prior/recognition 784-500-500-(z 50),
+  generation (z + 784 context)-500-500-784; the CVAE epoch with the best validation
+  conditional NLL is kept. Figures: test conditional NLL (nats per image, hidden pixels only,
+  grey-value cross-entropy) of the baseline and of the CVAE by importance sampling with k
+  samples from the recognition network. Note the tutorial's CVAE figure is the negative ELBO
+  (Trace_ELBO), an upper bound on the NLL reported here; both are written.
+
+Each run appends rows to benchmarks/results/semisupervised.csv.
+
+    PYTHONPATH=$PWD python benchmarks/semisupervised.py m2 --labels 100 --epochs 10
+    PYTHONPATH=$PWD python benchmarks/semisupervised.py cvae --quadrants 1 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import csv
+import datetime
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import torch
+
+from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, Trainer
+from pyrovae.data import load_dataset
+from pyrovae.data.quadrants import hide_quadrants
+from pyrovae.data.semisupervised import split_labelled
+from pyrovae.semisupervised import (M2, ConditionalVAE, MaskedBaseline, SemiSupervisedTrainer,
+                                    conditional_nll, fit_baseline)
+from pyrovae.semisupervised.figures import save_analogies, save_class_samples, save_completions
+
+RESULTS = Path(__file__).parent / "results"
+FIELDS = ["model", "labels", "quadrants", "epochs", "seed", "seconds", "metric", "figure", "notes",
+          "date", "command"]
+
+
+def append_row(**row) -> None:
+    path = RESULTS / "semisupervised.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                         "command": " ".join(shlex.quote(a) for a in sys.argv), **row})
+
+
+def run_m2(args, data) -> None:
+    split = split_labelled(data.train_images, data.train_labels, args.labels, num_validation=10000,
+                           seed=args.seed)
+    if args.train_size:  # fewer unlabelled images per epoch (the split is drawn first, unchanged)
+        split = dataclasses.replace(split, unlabelled_images=split.unlabelled_images[: args.train_size])
+    k, d, h = 10, 50, args.hidden
+    m2 = M2(MLP((1, 28, 28), (h,), k), DiagonalNormalEncoder(MLP(784 + k, (h,), 2 * d), d, context_dim=k),
+            BernoulliLikelihood(MLP(d + k, (h,), 784), (1, 28, 28)), k, alpha=args.alpha)
+    best = {"val_accuracy": -1.0}
+    state = None
+
+    def keep_best(trainer, figures):
+        nonlocal best, state
+        print({k: round(v, 4) for k, v in figures.items()}, flush=True)
+        if figures["val_accuracy"] > best["val_accuracy"]:
+            best, state = dict(figures), copy.deepcopy(m2.state_dict())
+
+    start = time.perf_counter()
+    trainer = SemiSupervisedTrainer(m2, batch_size=200, labelled_batch_size=100, progress=False,
+                                    generator=torch.Generator().manual_seed(args.seed), callbacks=[keep_best])
+    record = trainer.fit(split, args.epochs)
+    m2.load_state_dict(state)
+    test_accuracy = m2.accuracy(data.test_images, data.test_labels)
+    seconds = time.perf_counter() - start
+    out = RESULTS / "semisupervised" / f"m2_labels{args.labels}_seed{args.seed}"
+    save_class_samples(m2, out.with_name(out.name + "_classes.png"))
+    save_analogies(m2, data.test_images[:8], out.with_name(out.name + "_analogies.png"))
+    append_row(model="m2", labels=args.labels, quadrants="", epochs=args.epochs, seed=args.seed,
+               seconds=round(seconds, 1), metric="test_accuracy_at_best_val_epoch",
+               figure=round(test_accuracy, 4),
+               notes=f"{split.unlabelled_images.shape[0]} unlabelled images per epoch; hidden {h}; "
+                     f"best val epoch {best['epoch']} val_acc {best['val_accuracy']:.4f}; last epoch "
+                     f"val_acc {record.last('val_accuracy'):.4f}; alpha {args.alpha}; "
+                     f"{record.steps} steps; 1 thread on a shared 2-core machine")
+    print(f"m2 labels={args.labels}: test accuracy {test_accuracy:.4f} (epoch {best['epoch']}), "
+          f"{seconds:.0f} s", flush=True)
+
+
+def run_cvae(args, data) -> None:
+    images, test = data.train_images, data.test_images
+    generator = torch.Generator().manual_seed(args.seed)
+    order = torch.randperm(images.shape[0], generator=generator)
+    train, val = images[order[10000:]], images[order[:10000]]
+    train = train[: args.train_size or None]
+    test = test[: args.test_size]
+    ctx, val_ctx, test_ctx = (hide_quadrants(x, args.quadrants) for x in (train, val, test))
+    start = time.perf_counter()
+    baseline = MaskedBaseline(MLP((1, 28, 28), (500, 500), 784, "relu"))
+    brecord = fit_baseline(baseline, ctx, train, epochs=args.baseline_epochs, validation=(val_ctx, val),
+                           patience=3, generator=generator)
+    baseline_nll = -baseline.log_likelihood(test_ctx, test).mean().item()
+    b_seconds = time.perf_counter() - start
+    print("baseline", brecord.history, "test nll", baseline_nll, flush=True)
+    append_row(model="cvae-baseline", labels="", quadrants=args.quadrants, epochs=len(brecord.history),
+               seed=args.seed, seconds=round(b_seconds, 1), metric="test_conditional_nll_nats",
+               figure=round(baseline_nll, 2),
+               notes=f"early stopping patience 3 on validation, max {args.baseline_epochs} epochs; "
+                     f"{train.shape[0]} training and {test.shape[0]} test images")
+    d = 50
+    cvae = ConditionalVAE(DiagonalNormalEncoder(MLP((1, 28, 28), (500, 500), 2 * d, "relu"), d),
+                          DiagonalNormalEncoder(MLP((1, 28, 28), (500, 500), 2 * d, "relu"), d),
+                          BernoulliLikelihood(MLP(d + 784, (500, 500), 784, "relu"), (1, 28, 28)),
+                          baseline=baseline)
+    best = {"val_nll": float("inf")}
+    state = None
+
+    def keep_best(trainer, figures):
+        nonlocal best, state
+        figures["val_nll"] = conditional_nll(cvae, val_ctx[:1000], val[:1000], num_samples=20)
+        print({k: round(v, 3) for k, v in figures.items()}, flush=True)
+        if figures["val_nll"] < best["val_nll"]:
+            best, state = dict(figures), copy.deepcopy(cvae.state_dict())
+
+    trainer = Trainer(cvae, progress=False, batch_size=256, generator=generator, callbacks=[keep_best])
+    trainer.fit(ctx, None, args.epochs, train_context=train, eval_size=1000)
+    cvae.load_state_dict(state)
+    nll = conditional_nll(cvae, test_ctx, test, num_samples=args.is_samples)
+    neg_elbo = -sum(cvae.conditional_elbo(test_ctx[i:i + 1000], test[i:i + 1000], 1).sum().item()
+                    for i in range(0, test.shape[0], 1000)) / test.shape[0]
+    seconds = time.perf_counter() - start
+    save_completions(cvae, test_ctx[:10], test[:10],
+                     RESULTS / "semisupervised" / f"cvae_quadrants{args.quadrants}_seed{args.seed}.png")
+    append_row(model="cvae", labels="", quadrants=args.quadrants, epochs=args.epochs, seed=args.seed,
+               seconds=round(seconds, 1), metric=f"test_conditional_nll_nats_IS_k{args.is_samples}",
+               figure=round(nll, 2),
+               notes=f"best val epoch {best['epoch']}; test negative ELBO (1 sample) {neg_elbo:.2f}; "
+                     f"{train.shape[0]} training and {test.shape[0]} test images; "
+                     "time includes the baseline; 1 thread on a shared 2-core machine")
+    print(f"cvae quadrants={args.quadrants}: IS NLL {nll:.2f}, -ELBO {neg_elbo:.2f}, baseline "
+          f"{baseline_nll:.2f}, {seconds:.0f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=["m2", "cvae"])
+    parser.add_argument("--labels", type=int, default=100)
+    parser.add_argument("--quadrants", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--baseline-epochs", type=int, default=10)
+    parser.add_argument("--alpha", type=float, default=50.0)
+    parser.add_argument("--is-samples", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, default=500, help="m2: hidden units per layer")
+    parser.add_argument("--train-size", type=int, default=0,
+                        help="m2: unlabelled images used (0: all); cvae: training images (0: all)")
+    parser.add_argument("--test-size", type=int, default=10000, help="cvae: test images scored")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--root", default="/work/shared/data")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pyro.set_rng_seed(args.seed)
+    data = load_dataset("mnist", root=args.root, download=False)
+    (run_m2 if args.model == "m2" else run_cvae)(args, data)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Training M2: each step one labelled and one unlabelled batch, one torch optimizer.
+
+Mirrors :class:`pyrovae.training.Trainer` (loss as a module, figures per epoch in a
+:class:`~pyrovae.training.TrainingRecord`, epoch callbacks) for a loss that takes two batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from torch import Tensor, nn
+
+from pyrovae.data.semisupervised import MixedBatches, SemiSupervisedSplit
+from pyrovae.training import TrainingRecord
+
+EpochCallback = Callable[["SemiSupervisedTrainer", dict[str, float]], None]
+
+
+class SemiSupervisedLoss(nn.Module):
+    """``forward(x_l, y_l, x_u)`` = mean labelled loss + mean unlabelled loss (per image).
+
+    The labelled part is ``-ELBO(x, y) + alpha * CE(q(y | x), y)`` (M2's model adds the
+    classification term itself), scored by ``labelled_objective``; the unlabelled part is
+    ``-U(x)``, scored by ``unlabelled_objective``, an enumerating ELBO that sums ``y`` out.
+
+    Args:
+        module: the model (e.g. :class:`~pyrovae.semisupervised.M2`) with ``model(x, y=None)``
+            and ``guide(x, y=None)``; it owns every parameter.
+        labelled_objective: default ``Trace_ELBO()`` (no site to enumerate when y is observed).
+        unlabelled_objective: default ``TraceEnum_ELBO(max_plate_nesting=1)``.
+    """
+
+    def __init__(self, module: nn.Module, labelled_objective: Any | None = None,
+                 unlabelled_objective: Any | None = None) -> None:
+        super().__init__()
+        self.module = module
+        self.labelled_objective = labelled_objective or Trace_ELBO()
+        self.unlabelled_objective = unlabelled_objective or TraceEnum_ELBO(max_plate_nesting=1)
+
+    def labelled(self, x: Tensor, y: Tensor) -> Tensor:
+        """Mean per-image labelled loss (0-d, differentiable)."""
+        m = self.module
+        return self.labelled_objective.differentiable_loss(m.model, m.guide, x, y) / x.shape[0]
+
+    def unlabelled(self, x: Tensor) -> Tensor:
+        """Mean per-image unlabelled loss ``-U(x)`` (0-d, differentiable)."""
+        m = self.module
+        return self.unlabelled_objective.differentiable_loss(m.model, m.guide, x) / x.shape[0]
+
+    def forward(self, x_l: Tensor, y_l: Tensor, x_u: Tensor) -> Tensor:
+        return self.labelled(x_l, y_l) + self.unlabelled(x_u)
+
+
+class SemiSupervisedTrainer:
+    """Fits M2 (or any model with ``model(x, y=None)``, ``guide(x, y=None)`` and
+    ``classify(x)``) on a :class:`~pyrovae.data.semisupervised.SemiSupervisedSplit`.
+
+    Args:
+        module: the model.
+        lr: Adam learning rate.
+        batch_size: unlabelled images per step.
+        labelled_batch_size: labelled images per step.
+        transform: applied to every training batch (e.g. dynamic binarization).
+        progress: show a progress bar.
+        generator: random source for shuffling.
+        callbacks: functions ``f(trainer, epoch_figures)`` called after every epoch.
+        loss: the loss module; default :class:`SemiSupervisedLoss` ``(module)``.
+    """
+
+    def __init__(self, module: nn.Module, *, lr: float = 1e-3, batch_size: int = 200,
+                 labelled_batch_size: int = 100, transform: Callable[[Tensor], Tensor] | None = None,
+                 progress: bool = True, generator: torch.Generator | None = None,
+                 callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
+                 loss: SemiSupervisedLoss | None = None) -> None:
+        self.module = module
+        self.loss = loss or SemiSupervisedLoss(module)
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+        self.batch_size = batch_size
+        self.labelled_batch_size = labelled_batch_size
+        self.transform = transform
+        self.progress = progress
+        self.generator = generator
+        self.callbacks = list(callbacks)
+        self.record = TrainingRecord()
+        self.epoch = 0
+
+    def step(self, x_l: Tensor, y_l: Tensor, x_u: Tensor) -> tuple[Tensor, Tensor]:
+        """One optimisation step; returns the (labelled, unlabelled) mean losses, detached."""
+        self.optimizer.zero_grad(set_to_none=True)
+        labelled = self.loss.labelled(x_l, y_l)
+        unlabelled = self.loss.unlabelled(x_u)
+        (labelled + unlabelled).backward()
+        self.optimizer.step()
+        return labelled.detach(), unlabelled.detach()
+
+    def fit(self, split: SemiSupervisedSplit, epochs: int = 10, test_images: Tensor | None = None,
+            test_labels: Tensor | None = None) -> TrainingRecord:
+        """Train for ``epochs`` more epochs (passes over the unlabelled images).
+
+        Returns:
+            The record; each epoch's dict holds ``epoch``, ``train_labelled_loss``,
+            ``train_unlabelled_loss``, ``train_loss`` (their sum), ``labelled_accuracy``,
+            ``val_accuracy``, ``test_accuracy`` (if test data are given) and ``seconds``.
+        """
+        from tqdm.auto import tqdm
+
+        batches = MixedBatches(split, self.batch_size, self.labelled_batch_size,
+                               generator=self.generator, transform=self.transform)
+        device = split.unlabelled_images.device
+        for _ in range(epochs):
+            start = time.perf_counter()
+            self.module.train()
+            totals = torch.zeros(2, device=device)
+            bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", disable=not self.progress,
+                       leave=False, unit="batch")
+            for x_l, y_l, x_u in bar:
+                totals += torch.stack(self.step(x_l, y_l, x_u))
+                self.record.steps += 1
+            labelled, unlabelled = (totals / len(batches)).tolist()
+            figures = {"epoch": self.epoch + 1, "train_labelled_loss": labelled,
+                       "train_unlabelled_loss": unlabelled, "train_loss": labelled + unlabelled}
+            self.module.eval()
+            figures["labelled_accuracy"] = self.module.accuracy(split.labelled_images, split.labelled_labels)
+            if split.validation_images.shape[0]:
+                figures["val_accuracy"] = self.module.accuracy(split.validation_images,
+                                                               split.validation_labels)
+            if test_images is not None and test_labels is not None:
+                figures["test_accuracy"] = self.module.accuracy(test_images, test_labels)
+            self.module.train()
+            self.epoch += 1
+            figures["seconds"] = time.perf_counter() - start
+            self.record.seconds += figures["seconds"]
+            self.record.history.append(figures)
+            for callback in self.callbacks:
+                callback(self, figures)
+        return self.record
+
+
+__all__ = ["SemiSupervisedLoss", "SemiSupervisedTrainer"]
