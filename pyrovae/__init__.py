@@ -1,5 +1,6 @@
 """pyrovae: variational autoencoders written as Pyro models and guides."""
 
+from pyrovae.elbo import SyncFreeTrace_ELBO
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
 from pyrovae.likelihoods import (
     BernoulliLikelihood,
@@ -34,5 +35,6 @@ __all__ = [
     "StandardNormalPrior",
     "LearnedNormalPrior",
     "LatentScale",
+    "SyncFreeTrace_ELBO",
     "linear_warmup",
 ]
