@@ -2,6 +2,7 @@
 
 from pyrovae.clustering import cluster, cluster_accuracy, component_probabilities
 from pyrovae.dreg import DReG
+from pyrovae.elbo import SyncFreeTrace_ELBO
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
 from pyrovae.errors import InputError, NonFiniteError, PyrovaeError, TrainingInterrupted
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
@@ -61,6 +62,7 @@ __all__ = [
     "IWAE",
     "DReG",
     "LatentScale",
+    "SyncFreeTrace_ELBO",
     "linear_warmup",
     "PyrovaeError",
     "InputError",

@@ -112,7 +112,7 @@ class Trainer:
         validate_every_step: run Pyro's validation checks (model and guide sites match, site
             shapes, distribution arguments, NaN warning) on every step. By default they run,
             when Pyro validation is enabled (``pyro.enable_validation``), on the first step of
-            every epoch and of every direct run of ``step``, and are off for the others: the
+            every epoch (and the first ``step`` called directly), and are off for the others: the
             checks cost about a millisecond per step and, on a GPU, synchronise with the host.
         parallel: a data-parallel strategy, e.g. :class:`pyrovae.distributed.DataParallel`: it
             wraps the loss (``wrap``), shards each epoch (``batches``, with ``set_epoch``) and

@@ -1,0 +1,346 @@
+"""Speed of pyrovae's training and evaluation against plain PyTorch, Pyro's example style and
+the matmul floor, on full MNIST held in memory (ANCHORS.md, "Speed" table).
+
+Training contenders, alternated epoch by epoch (a b c d a b c d ...) after a warm-up round,
+medians over ``--epochs`` rounds:
+
+* ``pyrovae``: ``pyrovae.Trainer`` on a ``pyrovae.VAE`` (the ``train_seconds`` of ``fit``);
+* ``plain``: the same networks and the same one-sample ELBO estimator hand-written in
+  PyTorch, with the same ``torch.optim.Adam`` settings as the trainer;
+* ``pyro-style``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` as in Pyro's example;
+* ``svi-on-pyrovae``: the same ``SVI`` loop on ``vae.model`` / ``vae.guide`` (the user path);
+* ``floor``: measured ``torch.matmul`` time of the epoch's GEMMs (forward, weight gradient,
+  input gradient where autograd needs one).
+
+Evaluation: importance-sampled ``log p(x)`` with k samples (``pyrovae.evaluation.log_likelihood``
+when this branch has it, else the plain-PyTorch reference estimator in ``twins.py``) against
+its matmul floor; peak resident memory of a full-MNIST training epoch. Each memory and
+evaluation measurement runs in its own subprocess so peaks do not mix.
+
+Reproduce the README table (about 5 minutes on 2 cores)::
+
+    PYTHONPATH=$PWD python benchmarks/speed.py --out speed_mlp_b256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import torch
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from twins import (PlainTwin, PyroStyle, decoder_net, encoder_net, gemm_flops, gemm_seconds,  # noqa: E402
+                   linear_gemms, reference_log_likelihood)
+
+import pyrovae  # noqa: E402
+from pyrovae.data import InMemoryBatches, binarize_once, load_dataset  # noqa: E402
+
+PIXELS = 784
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--latent-dim", type=int, default=50)
+    parser.add_argument("--hidden", type=int, default=400)
+    parser.add_argument("--net", choices=("mlp", "conv"), default="mlp")
+    parser.add_argument("--prior", choices=("normal", "gmm"), default="normal")
+    parser.add_argument("--model", choices=("vae", "m2"), default="vae")
+    parser.add_argument("--epochs", type=int, default=4, help="timed epochs per contender (after one warm-up)")
+    parser.add_argument("--repeats", type=int, default=2, help="evaluation and memory measurements each")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-samples", type=int, default=5000, help="k, importance samples per image")
+    parser.add_argument("--eval-subset", type=int, default=200,
+                        help="test images actually evaluated; times are scaled to the 10,000")
+    parser.add_argument("--skip", nargs="*", default=(), choices=("train", "eval", "memory", "svi-on-pyrovae"))
+    parser.add_argument("--train-size", type=int, default=None, help="first N training images only (smoke runs)")
+    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--out", default=None, help="write benchmarks/results/OUT.json and OUT.md")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+# -- building the contenders ---------------------------------------------------------------------
+
+def nets(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Encoder ``x -> (loc, raw_scale)`` and decoder ``z -> logits``, fresh, plain torch."""
+    if args.net == "conv":
+        return (pyrovae.ConvEncoderNet(1, 2 * args.latent_dim), pyrovae.ConvDecoderNet(args.latent_dim, 1))
+    return (encoder_net(PIXELS, args.hidden, args.latent_dim), decoder_net(PIXELS, args.hidden, args.latent_dim))
+
+
+def gmm_prior(latent_dim: int) -> pyrovae.Prior | None:
+    try:
+        from pyrovae.priors import GaussianMixturePrior
+    except ImportError:
+        return None
+    return GaussianMixturePrior(latent_dim, 10)
+
+
+def build_vae(args: argparse.Namespace, name: str) -> pyrovae.VAE:
+    if args.net == "conv":
+        enc_net, dec_net = pyrovae.ConvEncoderNet(1, 2 * args.latent_dim), pyrovae.ConvDecoderNet(args.latent_dim, 1)
+    else:
+        enc_net = pyrovae.MLP((1, 28, 28), (args.hidden,), 2 * args.latent_dim)
+        dec_net = pyrovae.MLP(args.latent_dim, (args.hidden,), PIXELS)
+    prior = gmm_prior(args.latent_dim) if args.prior == "gmm" else pyrovae.StandardNormalPrior(args.latent_dim)
+    return pyrovae.VAE(pyrovae.DiagonalNormalEncoder(enc_net, args.latent_dim),
+                       pyrovae.BernoulliLikelihood(dec_net, (1, 28, 28)), prior, name=name)
+
+
+def training_gemms(args: argparse.Namespace, rows: int) -> list[tuple[int, int, int]]:
+    encoder = [(PIXELS, args.hidden), (args.hidden, 2 * args.latent_dim)]
+    decoder = [(args.latent_dim, args.hidden), (args.hidden, PIXELS)]
+    return linear_gemms(encoder, rows, backward=True) + linear_gemms(decoder, rows, backward=True, first_input_grad=True)
+
+
+# -- training ------------------------------------------------------------------------------------
+
+def time_training(args: argparse.Namespace, train: torch.Tensor, test: torch.Tensor) -> dict:
+    seed = torch.Generator().manual_seed
+    torch.manual_seed(0)
+    vae = build_vae(args, "bench")
+    trainer = pyrovae.Trainer(vae, batch_size=args.batch_size, progress=False, generator=seed(0))
+    adam = {"lr": 1e-3, "fused": bool(trainer.optimizer.defaults.get("fused"))}
+    plain = PlainTwin(*nets(args), args.latent_dim, optimizer_kwargs=adam)
+    style = PyroStyle(*nets(args), args.latent_dim)
+    svi_vae = build_vae(args, "bench_svi")
+    svi = pyro.infer.SVI(svi_vae.model, svi_vae.guide, pyro.optim.Adam({"lr": 1e-3}), pyro.infer.Trace_ELBO())
+
+    batches = InMemoryBatches(train, batch_size=args.batch_size, generator=seed(0))
+
+    def run_pyrovae() -> None:
+        # The steps of Trainer.fit (fit = train_epoch + per-epoch ELBO figures).
+        trainer.train_epoch(batches, lambda step: 1.0).item()
+
+    def run_svi_on_pyrovae() -> None:
+        order = torch.randperm(train.shape[0], generator=gen_svi)
+        for b in range(math.ceil(train.shape[0] / args.batch_size)):
+            svi.step(train.index_select(0, order[b * args.batch_size:(b + 1) * args.batch_size]))
+
+    def timed(epoch, gen):
+        return lambda: epoch(train, args.batch_size, gen)
+
+    gen_svi = seed(3)
+    contenders = {"pyrovae": run_pyrovae, "plain": timed(plain.epoch, seed(1)),
+                  "pyro-style": timed(style.epoch, seed(2)), "svi-on-pyrovae": run_svi_on_pyrovae}
+    if "svi-on-pyrovae" in args.skip:
+        del contenders["svi-on-pyrovae"]
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_ in range(args.epochs + 1):
+        for name, run in contenders.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            run()
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+            if round_ > 0:
+                times[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+            print(f"  round {round_}{' (warm-up)' if round_ == 0 else ''}: {name:15s} {seconds:7.2f} s wall"
+                  f" {cpu_seconds:7.2f} s CPU", flush=True)
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    result = {"epoch_seconds": times, "median_seconds": medians, "epoch_cpu_seconds": cpu,
+              "median_cpu_seconds": {name: statistics.median(v) for name, v in cpu.items()}, "adam": adam}
+    if args.net == "mlp":
+        shapes = training_gemms(args, args.batch_size)
+        per_step = gemm_seconds(shapes)
+        steps = train.shape[0] / args.batch_size
+        result["floor"] = {"seconds": per_step * steps, "flop": gemm_flops(shapes) * steps,
+                           "gflops": gemm_flops(shapes) / per_step / 1e9}
+        medians["floor"] = per_step * steps
+    return result
+
+
+# -- evaluation and memory, each in a child process -----------------------------------------------
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child(args: argparse.Namespace) -> dict:
+    torch.manual_seed(0)
+    data = load_dataset("mnist", root=args.data_root, download=False)
+    if args.child == "train-memory":
+        vae = build_vae(args, "memory")
+        trainer = pyrovae.Trainer(vae, batch_size=args.batch_size, progress=False)
+        start = time.perf_counter()
+        trainer.fit(data.train_images, data.test_images, epochs=1)
+        return {"seconds": time.perf_counter() - start, "peak_rss": peak_rss_bytes()}
+    test = binarize_once(data.test_images)[: args.eval_subset]
+    vae = build_vae(args, "eval")
+    start = time.perf_counter()
+    if args.child == "eval-pyrovae":
+        from pyrovae.evaluation import log_likelihood
+        with torch.no_grad():
+            values = log_likelihood(vae.model, vae.guide, test, num_samples=args.eval_samples)
+    else:
+        values = reference_log_likelihood(vae.encoder.net, vae.likelihood.net, args.latent_dim, test,
+                                          num_samples=args.eval_samples)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "images": test.shape[0], "peak_rss": peak_rss_bytes(),
+            "mean_log_px": float(values.mean())}
+
+
+def run_child(args: argparse.Namespace, kind: str) -> dict:
+    argv = [sys.executable, __file__, "--child", kind, "--batch-size", str(args.batch_size),
+            "--latent-dim", str(args.latent_dim), "--hidden", str(args.hidden), "--net", args.net,
+            "--prior", args.prior, "--threads", str(args.threads), "--eval-samples", str(args.eval_samples),
+            "--eval-subset", str(args.eval_subset), "--data-root", args.data_root]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"child {kind} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def evaluation_available() -> bool:
+    try:
+        from pyrovae.evaluation import log_likelihood  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def time_evaluation(args: argparse.Namespace) -> dict:
+    kinds = ["eval-reference"] + (["eval-pyrovae"] if evaluation_available() else [])
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(args.repeats):
+        for kind in kinds:
+            runs[kind].append(run_child(args, kind))
+            print(f"  {kind}: {runs[kind][-1]['seconds']:.2f} s on {runs[kind][-1]['images']} images", flush=True)
+    scale = 10_000 / args.eval_subset
+    result = {"available": evaluation_available(), "images_timed": args.eval_subset, "scale_to_10000": scale}
+    for kind, values in runs.items():
+        result[kind] = {"seconds_10000": statistics.median(r["seconds"] for r in values) * scale,
+                        "peak_rss": max(r["peak_rss"] for r in values), "runs": values}
+    if args.net == "mlp":
+        # Floor: encoder forward once per image, decoder forward once per particle, in the
+        # reference's blocks of 100 images x 500 particles.
+        chunk, batch = 500, 100
+        enc = linear_gemms([(PIXELS, args.hidden), (args.hidden, 2 * args.latent_dim)], batch, backward=False)
+        dec = linear_gemms([(args.latent_dim, args.hidden), (args.hidden, PIXELS)], chunk * batch, backward=False)
+        blocks = 10_000 / batch
+        seconds = blocks * (gemm_seconds(enc) + gemm_seconds(dec, repeats=3, inner=2) * args.eval_samples / chunk)
+        result["floor"] = {"seconds_10000": seconds,
+                           "flop": blocks * (gemm_flops(enc) + gemm_flops(dec) * args.eval_samples / chunk)}
+    return result
+
+
+def measure_memory(args: argparse.Namespace) -> dict:
+    runs = [run_child(args, "train-memory") for _ in range(args.repeats)]
+    return {"peak_rss": max(r["peak_rss"] for r in runs), "runs": runs}
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def ratio_rows(results: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    train = results.get("train")
+    if train:
+        m = train["median_seconds"]
+        rows.append(("pyrovae / plain (epoch time)", f"{m['pyrovae'] / m['plain']:.3f}", "<= 1.10"))
+        rows.append(("pyro-style / pyrovae", f"{m['pyro-style'] / m['pyrovae']:.3f}", ">= 1.4"))
+        if "svi-on-pyrovae" in m:
+            rows.append(("svi-on-pyrovae / pyrovae", f"{m['svi-on-pyrovae'] / m['pyrovae']:.3f}", "(info)"))
+        rows.append(("floor / pyrovae (fraction of floor)",
+                     f"{m['floor'] / m['pyrovae']:.3f}" if "floor" in m else "n/a (conv)", ">= 0.55"))
+        rows.append(("floor / plain", f"{m['floor'] / m['plain']:.3f}" if "floor" in m else "n/a", "(info)"))
+        c = train["median_cpu_seconds"]
+        rows.append(("CPU time: pyrovae / plain", f"{c['pyrovae'] / c['plain']:.3f}", "(load-robust check)"))
+        rows.append(("CPU time: pyro-style / pyrovae", f"{c['pyro-style'] / c['pyrovae']:.3f}", "(load-robust check)"))
+    ev = results.get("eval")
+    if ev:
+        kind = "eval-pyrovae" if ev["available"] else "eval-reference"
+        label = "pyrovae.evaluation.log_likelihood" if ev["available"] else "reference IS (evaluation not on this branch)"
+        if "floor" in ev:
+            rows.append((f"{label} / floor, k={results['args']['eval_samples']}",
+                         f"{ev[kind]['seconds_10000'] / ev['floor']['seconds_10000']:.3f}", "<= 1.5"))
+        rows.append((f"{label} peak RSS (GB)", f"{ev[kind]['peak_rss'] / 1e9:.2f}", "< 4"))
+    if results.get("memory"):
+        rows.append(("training peak RSS, full MNIST (GB)", f"{results['memory']['peak_rss'] / 1e9:.2f}", "<= 1.5"))
+    return rows
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Run {results['date']} on {results['machine']}; torch {results['torch']}, pyro {results['pyro']}; "
+             f"load average {results['load_before']} before, {results['load_after']} after.", ""]
+    train = results.get("train")
+    if train:
+        lines += ["| contender | median s/epoch (wall) | epochs timed (wall) | median CPU s/epoch |",
+                  "|---|---|---|---|"]
+        for name, sec in train["median_seconds"].items():
+            cpu = train["median_cpu_seconds"].get(name)
+            lines.append(f"| {name} | {sec:.2f} | {', '.join(f'{t:.2f}' for t in train['epoch_seconds'].get(name, []))}"
+                         f" | {'' if cpu is None else f'{cpu:.2f}'} |")
+        lines.append("")
+    ev = results.get("eval")
+    if ev:
+        lines += ["| evaluation, 10,000 test images | seconds (scaled) | peak RSS GB |", "|---|---|---|"]
+        for kind in ("eval-reference", "eval-pyrovae"):
+            if kind in ev:
+                lines.append(f"| {kind} | {ev[kind]['seconds_10000']:.1f} | {ev[kind]['peak_rss'] / 1e9:.2f} |")
+        if "floor" in ev:
+            lines.append(f"| matmul floor | {ev['floor']['seconds_10000']:.1f} | |")
+        lines.append("")
+    lines += ["| ratio | value | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in ratio_rows(results)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+    if args.model == "m2":
+        print("--model m2: not available on this branch (the M2 model lives on branch semisup)")
+        return
+    if args.prior == "gmm" and gmm_prior(args.latent_dim) is None:
+        print("--prior gmm: not available on this branch (pyrovae.priors.GaussianMixturePrior is missing)")
+        return
+    start = time.perf_counter()
+    results: dict = {"args": vars(args), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                     "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {args.threads} torch threads",
+                     "torch": torch.__version__, "pyro": pyro.__version__,
+                     "load_before": [round(v, 1) for v in os.getloadavg()]}
+    if "train" not in args.skip:
+        data = load_dataset("mnist", root=args.data_root, download=False)
+        print(f"training epochs on {data.train_images[: args.train_size].shape[0]} images, batch {args.batch_size}", flush=True)
+        results["train"] = time_training(args, data.train_images[: args.train_size], data.test_images)
+    if "eval" not in args.skip:
+        print(f"evaluation, k={args.eval_samples}, on {args.eval_subset} test images (scaled to 10,000)", flush=True)
+        results["eval"] = time_evaluation(args)
+    if "memory" not in args.skip:
+        print("peak memory of a full-MNIST training epoch (subprocess)", flush=True)
+        results["memory"] = measure_memory(args)
+    results["load_after"] = [round(v, 1) for v in os.getloadavg()]
+    results["wall_seconds"] = time.perf_counter() - start
+    table = markdown(results)
+    print()
+    print(table)
+    print(f"benchmark wall time {results['wall_seconds']:.0f} s")
+    if args.out:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2, default=str))
+        (RESULTS / f"{args.out}.md").write_text(table)
+        print(f"wrote {RESULTS / args.out}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
