@@ -35,10 +35,20 @@ class DiagonalNormalEncoder(Encoder):
         latent_dim: size of ``z``.
         context_dim: size of an extra conditioning vector (e.g. a one-hot label), or 0.
         min_scale: floor on the standard deviation, for numerical safety.
+        scale: how the network's raw output becomes a standard deviation: ``"softplus"``
+            (grows linearly, gentle gradients for large outputs) or ``"exp"`` (Pyro's VAE
+            tutorial; starts at 1 = the standard prior's scale, so the KL starts near 0).
     """
 
-    def __init__(self, net: nn.Module, latent_dim: int, context_dim: int = 0, min_scale: float = 1e-4) -> None:
+    SCALES = {"softplus": F.softplus, "exp": torch.exp}
+
+    def __init__(self, net: nn.Module, latent_dim: int, context_dim: int = 0, min_scale: float = 1e-4,
+                 scale: str = "softplus") -> None:
         super().__init__()
+        if scale not in self.SCALES:
+            raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(self.SCALES)}")
+        self.scale = scale
+        self._to_scale = self.SCALES[scale]
         self.net = net
         self.latent_dim = latent_dim
         self.context_dim = context_dim
@@ -56,7 +66,7 @@ class DiagonalNormalEncoder(Encoder):
         else:
             h = self.net(x)
         loc, raw_scale = h.split(self.latent_dim, dim=-1)
-        return loc, F.softplus(raw_scale) + self.min_scale
+        return loc, self._to_scale(raw_scale) + self.min_scale
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:
         loc, scale = self.loc_scale(x, context)

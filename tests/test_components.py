@@ -2,6 +2,7 @@
 passes gradients to every parameter, and survives a state_dict round trip."""
 
 import io
+import math
 
 import pytest
 import torch
@@ -118,3 +119,18 @@ def test_bernoulli_on_grey_pixels_is_binary_cross_entropy():
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
     assert torch.allclose(likelihood(z).log_prob(x), -bce.flatten(1).sum(-1), atol=1e-4)
     assert likelihood.in_support(x) and not likelihood.in_support(x + 1.5)
+
+
+@pytest.mark.parametrize("scale, expected", [("softplus", math.log(2.0)), ("exp", 1.0)])
+def test_encoder_scale_maps_a_zero_raw_output_to_its_known_value(scale, expected):
+    class Zeros(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 2 * LATENT)
+
+    encoder = DiagonalNormalEncoder(Zeros(), LATENT, scale=scale, min_scale=0.0)
+    assert torch.allclose(encoder(torch.rand(3, *SHAPE)).base_dist.scale, torch.full((3, LATENT), expected))
+
+
+def test_encoder_scale_name_is_checked():
+    with pytest.raises(ValueError, match="softplus, exp"):
+        DiagonalNormalEncoder(torch.nn.Identity(), LATENT, scale="relu")

@@ -17,6 +17,7 @@ HELP = {
     "network": "mlp or conv",
     "hidden": "hidden layer width",
     "activation": "softplus, relu, tanh, elu or gelu",
+    "encoder_scale": "how the diagonal guide turns its raw output into a standard deviation: softplus or exp",
     "latent_dim": "size of z (2 also draws the latent space and the decoded manifold)",
     "likelihood": "bernoulli, cbernoulli, normal or laplace",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "

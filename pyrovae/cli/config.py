@@ -29,6 +29,7 @@ class TrainConfig:
     network: str = "mlp"
     hidden: int = 400
     activation: str = "softplus"
+    encoder_scale: str = "softplus"
     latent_dim: int = 16
     likelihood: str = "bernoulli"
     prior: str = "normal"
@@ -93,6 +94,8 @@ class TrainConfig:
             raise ConfigError(f"--validation-size must be non-negative, got {self.validation_size}")
         if self.alpha < 0:
             raise ConfigError(f"--alpha must be non-negative, got {self.alpha}")
+        if self.encoder_scale not in ("softplus", "exp"):
+            raise ConfigError(f"--encoder-scale must be softplus or exp, got {self.encoder_scale!r}")
         if self.quadrants not in (1, 2, 3):
             raise ConfigError(f"--quadrants (visible quadrants) must be 1, 2 or 3, got {self.quadrants}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):

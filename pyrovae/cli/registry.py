@@ -70,7 +70,7 @@ PRIORS: dict[str, Callable[[TrainConfig, nn.Module, Shape], Prior]] = {
 
 #: name -> (network output size, encoder class taking (net, config)) for the guide q(z | x)
 GUIDES: dict[str, tuple[Callable[[TrainConfig], int], Callable[[nn.Module, TrainConfig], Encoder]]] = {
-    "diagonal": (lambda c: 2 * c.latent_dim, lambda net, c: DiagonalNormalEncoder(net, c.latent_dim)),
+    "diagonal": (lambda c: 2 * c.latent_dim, lambda net, c: DiagonalNormalEncoder(net, c.latent_dim, scale=c.encoder_scale)),
     "iaf": (lambda c: IAFEncoder.output_size(c.latent_dim, c.latent_dim),
             lambda net, c: IAFEncoder(net, c.latent_dim, c.latent_dim, num_flows=c.num_flows)),
     "lowrank": (lambda c: LowRankNormalEncoder.output_size(c.latent_dim, c.rank),
