@@ -123,8 +123,9 @@ def load_checkpoint(
         if head == _ZIP_MAGIC:
             raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({_first_line(e)}); "
                                   "use an earlier copy or train again") from None
-        raise CheckpointError(f"{path} is not a pyrovae checkpoint (not a PyTorch file: "
-                              f"{_first_line(e)}); pass the checkpoint.pt of a training run") from None
+        # torch's message here can be a bare byte value ("invalid load key, 'h'" or "101"): not worth showing.
+        raise CheckpointError(f"{path} is not a pyrovae checkpoint (not a PyTorch file); "
+                              "pass the checkpoint.pt of a training run") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         kind = "a dict without pyrovae's format marker" if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not a pyrovae checkpoint (it holds {kind}); "
@@ -141,7 +142,9 @@ def load_checkpoint(
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:160]
+    line = text[0] if text else type(error).__name__
+    # torch's own messages run on ("This is an internal miniz error. If you ..."): keep the first sentence.
+    return line.split(". ")[0].rstrip(".")[:160]
 
 
 def _unsafe_global(error: BaseException) -> str:

@@ -9,6 +9,8 @@ from pyro import poutine
 from pyro.infer import ELBO, Trace_ELBO
 from torch import Tensor
 
+from pyrovae.elbo import SyncFreeTrace_ELBO
+
 
 def reconstruction_log_likelihood(model: Callable, guide: Callable, *args) -> Tensor:
     """One-sample estimate of ``sum_i E_q[log p(x_i | z_i)]``: the observed sites' log-density
@@ -20,6 +22,20 @@ def reconstruction_log_likelihood(model: Callable, guide: Callable, *args) -> Te
         if site["type"] == "sample" and site["is_observed"]:
             total = total + site["fn"].log_prob(site["value"]).sum()
     return torch.as_tensor(total)
+
+
+def shared_sample_parts(model: Callable, guide: Callable, *args) -> tuple[Tensor, Tensor]:
+    """``(elbo, recon)`` sums over the batch from *one* draw ``z ~ q``: ``log p(x, z) - log q(z | x)``
+    and ``log p(x | z)`` at the same ``z``, so ``recon - elbo`` is exactly ``log q(z|x) - log p(z)``
+    at that draw, with no Monte Carlo noise of a second sample (Trace_ELBO's estimator)."""
+    guide_trace = poutine.trace(guide).get_trace(*args)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args)
+    model_trace.compute_log_prob()
+    guide_trace.compute_log_prob()
+    elbo = model_trace.log_prob_sum() - guide_trace.log_prob_sum()
+    recon = sum((site["log_prob_sum"] for site in model_trace.nodes.values()
+                 if site["type"] == "sample" and site["is_observed"]), torch.zeros(()))
+    return elbo, recon
 
 
 @torch.no_grad()
@@ -35,7 +51,10 @@ def elbo_parts(
 
     ``elbo = recon - kl`` where ``recon = E_q[log p(x | z)]`` is estimated with one sample and
     ``kl`` is *defined* as ``recon - elbo`` (the "rate"): for priors with extra or enumerated
-    sites it is the KL of the whole latent part, and the two always add up.
+    sites it is the KL of the whole latent part, and the two always add up. With a one-particle
+    ``Trace_ELBO`` (the default) both come from the same draw of ``z``; other objectives
+    (enumeration, several particles) score the ELBO themselves and the reconstruction uses a
+    draw of its own.
 
     Args:
         model, guide: Pyro callables taking ``(x, context)``.
@@ -52,16 +71,22 @@ def elbo_parts(
     n = data.shape[0]
     if n == 0:
         raise ValueError("cannot evaluate the ELBO on an empty data set")
+    shared = type(objective) in (Trace_ELBO, SyncFreeTrace_ELBO) and objective.num_particles == 1
     elbo_sum = 0.0
     recon_sum = 0.0
     for start in range(0, n, batch_size):
         x = data[start : start + batch_size]
         c = None if context is None else context[start : start + batch_size]
-        elbo_sum -= objective.loss(model, guide, x, c)
-        recon_sum += reconstruction_log_likelihood(model, guide, x, c).item()
+        if shared:
+            elbo, recon = shared_sample_parts(model, guide, x, c)
+            elbo_sum += elbo.item()
+            recon_sum += recon.item()
+        else:
+            elbo_sum -= objective.loss(model, guide, x, c)
+            recon_sum += reconstruction_log_likelihood(model, guide, x, c).item()
     elbo = elbo_sum / n
     recon = recon_sum / n
     return {"elbo": elbo, "recon": recon, "kl": recon - elbo}
 
 
-__all__ = ["elbo_parts", "reconstruction_log_likelihood"]
+__all__ = ["elbo_parts", "reconstruction_log_likelihood", "shared_sample_parts"]
