@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-particles", type=int, default=5, help="k for --config iwae")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup-epochs", type=float, default=0.0,
+                        help="linear KL warm-up from 0 to 1 over this many epochs (Tomczak and Welling use it; "
+                             "without it the VampPrior run collapses to KL 0 within two epochs)")
     parser.add_argument("--eval-subset", type=int, default=None, help="evaluate on the first M test images")
     parser.add_argument("--num-samples", type=int, default=5000, help="importance samples for log p(x)")
     parser.add_argument("--data-root", default="/work/shared/data")
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     vae = build_vae(args.config, init_images=data.train_images)
     objective = IWAE(args.num_particles) if args.config == "iwae" else Trace_ELBO()
     trainer = Trainer(vae, objective=objective, lr=args.lr, batch_size=args.batch_size,
-                      transform=dynamic_binarize, progress=False,
+                      transform=dynamic_binarize, progress=False, warmup_epochs=args.warmup_epochs,
                       generator=torch.Generator().manual_seed(args.seed),
                       callbacks=[lambda t, f: print(f"epoch {f['epoch']}: train loss {f['train_loss']:.2f} "
                                                     f"({f['seconds']:.0f} s)", flush=True)])

@@ -71,7 +71,9 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
                                                     title="samples per mixture component"))
     print(f"log p(x) {figures['log_likelihood']:.2f} +- {figures['log_likelihood_sem']:.2f} nats "
           f"(k={num_samples}, {figures['num_points']} {split} images), ELBO {figures.get('elbo', float('nan')):.2f}, "
-          f"{figures['active_units']} active units, {figures['seconds']:.0f} s.\n"
+          f"{figures['active_units']} active units"
+          + (f", clustering accuracy {figures['cluster_accuracy']:.2%}" if "cluster_accuracy" in figures else "")
+          + f", {figures['seconds']:.0f} s.\n"
           f"Wrote {', '.join(str(p) for p in written)}")
     return figures
 
