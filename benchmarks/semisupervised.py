@@ -82,7 +82,9 @@ def run_m2(args, data) -> None:
 
     start = time.perf_counter()
     trainer = SemiSupervisedTrainer(m2, batch_size=200, labelled_batch_size=100, progress=False,
-                                    generator=torch.Generator().manual_seed(args.seed), callbacks=[keep_best])
+                                    generator=torch.Generator().manual_seed(args.seed), callbacks=[keep_best],
+                                    labelled_weight=(args.labelled_weight if args.labelled_weight == "proportional"
+                                                     else float(args.labelled_weight)))
     record = trainer.fit(split, args.epochs)
     m2.load_state_dict(state)
     test_accuracy = m2.accuracy(data.test_images, data.test_labels)
@@ -96,7 +98,8 @@ def run_m2(args, data) -> None:
                notes=f"{split.unlabelled_images.shape[0]} unlabelled images per epoch; hidden {h}; "
                      f"best val epoch {best['epoch']} val_acc {best['val_accuracy']:.4f}; last epoch "
                      f"val_acc {record.last('val_accuracy'):.4f}; alpha {args.alpha}; "
-                     f"{record.steps} steps; 1 thread on a shared 2-core machine")
+                     f"{record.steps} steps; labelled loss weight {trainer._weight:.4g}; "
+                     f"{args.threads} thread(s) on a 2-core machine")
     print(f"m2 labels={args.labels}: test accuracy {test_accuracy:.4f} (epoch {best['epoch']}), "
           f"{seconds:.0f} s", flush=True)
 
@@ -163,6 +166,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=50.0)
+    parser.add_argument("--labelled-weight", default="1",
+                        help="m2: weight of the labelled loss, a number or 'proportional' (N_labelled / N_unlabelled)")
     parser.add_argument("--is-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=500, help="m2: hidden units per layer")

@@ -121,3 +121,41 @@ def test_sampling_and_decoding_shapes():
     assert z.shape == (4, D)
     assert m2.decode(z, y).shape == (4, X)
     assert m2.classify(x).dtype == torch.long
+
+
+def test_labelled_weight_scales_the_labelled_gradient_only():
+    # One step's gradient with weight w is w * (labelled gradient) + (unlabelled gradient).
+    torch.manual_seed(0)
+    x_l, y_l, x_u = torch.randn(4, X), torch.arange(4) % K, torch.randn(5, X)
+
+    def gradient(weight, part):
+        pyro.set_rng_seed(1)
+        m2 = tiny_m2()
+        torch.manual_seed(2)
+        for p in m2.parameters():
+            p.data.normal_(0, 0.3)
+        trainer = SemiSupervisedTrainer(m2, progress=False, labelled_weight=weight)
+        loss = trainer.loss
+        pyro.set_rng_seed(3)
+        if part == "step":
+            trainer.step(x_l, y_l, x_u)  # gradients stay in .grad after the update
+        elif part == "labelled":
+            loss.labelled(x_l, y_l).backward()
+        else:
+            loss.labelled(x_l, y_l)  # the same random draws as in the step, in the same order
+            loss.unlabelled(x_u).backward()
+        return torch.cat([p.grad.flatten() for p in m2.parameters() if p.grad is not None])
+
+    labelled, unlabelled = gradient(1.0, "labelled"), gradient(1.0, "unlabelled")
+    assert torch.allclose(gradient(0.25, "step"), 0.25 * labelled + unlabelled, atol=1e-5)
+
+
+def test_proportional_labelled_weight_is_the_labelled_share():
+    labels = torch.arange(K).repeat(40)
+    split = split_labelled(torch.randn(labels.shape[0], X), labels, num_labelled=6, num_validation=0, seed=0)
+    trainer = SemiSupervisedTrainer(tiny_m2(), batch_size=64, labelled_batch_size=6, progress=False,
+                                    labelled_weight="proportional")
+    trainer.fit(split, epochs=1)
+    assert trainer._weight == pytest.approx(6 / split.unlabelled_images.shape[0])
+    with pytest.raises(ValueError, match="proportional"):
+        SemiSupervisedTrainer(tiny_m2(), labelled_weight=0)

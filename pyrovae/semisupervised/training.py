@@ -69,14 +69,26 @@ class SemiSupervisedTrainer:
         generator: random source for shuffling.
         callbacks: functions ``f(trainer, epoch_figures)`` called after every epoch.
         loss: the loss module; default :class:`SemiSupervisedLoss` ``(module)``.
+        labelled_weight: weight of the labelled batch's mean loss against the unlabelled
+            batch's; default 1. ``"proportional"``: ``N_labelled / N_unlabelled``, so that over an
+            epoch every image, labelled or not, carries the same weight (Kingma et al.'s objective
+            summed over the data set). Measured with 100 labels, 5 epochs, full MNIST
+            (benchmarks/results/semisupervised.csv): test accuracy 59.1% proportional against
+            72.3% with weight 1, so 1 stays the default.
     """
 
     def __init__(self, module: nn.Module, *, lr: float = 1e-3, batch_size: int = 200,
                  labelled_batch_size: int = 100, transform: Callable[[Tensor], Tensor] | None = None,
                  progress: bool = True, generator: torch.Generator | None = None,
                  callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
-                 loss: SemiSupervisedLoss | None = None) -> None:
+                 loss: SemiSupervisedLoss | None = None,
+                 labelled_weight: float | str = 1.0) -> None:
+        if labelled_weight != "proportional" and not (isinstance(labelled_weight, (int, float))
+                                                      and labelled_weight > 0):
+            raise ValueError(f"labelled_weight must be a positive number or 'proportional', got {labelled_weight!r}")
         self.module = module
+        self.labelled_weight = labelled_weight
+        self._weight = 1.0 if labelled_weight == "proportional" else float(labelled_weight)
         self.loss = loss or SemiSupervisedLoss(module)
         self.optimizer = torch.optim.Adam(module.parameters(), lr=lr)
         self.batch_size = batch_size
@@ -89,11 +101,12 @@ class SemiSupervisedTrainer:
         self.epoch = 0
 
     def step(self, x_l: Tensor, y_l: Tensor, x_u: Tensor) -> tuple[Tensor, Tensor]:
-        """One optimisation step; returns the (labelled, unlabelled) mean losses, detached."""
+        """One optimisation step on ``labelled_weight * labelled + unlabelled``; returns the
+        (labelled, unlabelled) mean losses, unweighted and detached."""
         self.optimizer.zero_grad(set_to_none=True)
         labelled = self.loss.labelled(x_l, y_l)
         unlabelled = self.loss.unlabelled(x_u)
-        (labelled + unlabelled).backward()
+        (self._weight * labelled + unlabelled).backward()
         self.optimizer.step()
         return labelled.detach(), unlabelled.detach()
 
@@ -108,6 +121,8 @@ class SemiSupervisedTrainer:
         """
         from tqdm.auto import tqdm
 
+        if self.labelled_weight == "proportional":
+            self._weight = split.labelled_images.shape[0] / max(split.unlabelled_images.shape[0], 1)
         batches = MixedBatches(split, self.batch_size, self.labelled_batch_size,
                                generator=self.generator, transform=self.transform)
         device = split.unlabelled_images.device
