@@ -116,3 +116,13 @@ def test_semisupervised_flags_are_checked(tmp_path, capsys, flags, message):
     assert main(["train", "--out", str(tmp_path / "x"), *flags, *M2_SMALL]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_resuming_a_semisupervised_run_is_refused_with_the_fix(tmp_path, capsys):
+    out = tmp_path / "m2"
+    assert main(["train", "--model", "m2", "--labels", "20", "--out", str(out), *M2_SMALL]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    assert main(["train", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model vae runs only" in err[0] and "--overwrite" in err[0]
+    assert (out / "checkpoint.pt").read_bytes() == before
