@@ -11,11 +11,13 @@ is: same value, same gradient, no synchronisation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
 
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import is_identically_zero, is_validation_enabled, torch_item
 from pyro.util import warn_if_nan
-from torch import Tensor
+from torch import Tensor, nn
 
 
 class SyncFreeTrace_ELBO(Trace_ELBO):
@@ -63,4 +65,31 @@ class SyncFreeTrace_ELBO(Trace_ELBO):
         return loss
 
 
-__all__ = ["SyncFreeTrace_ELBO"]
+class ELBOLoss(nn.Module):
+    """The training loss as a module: ``forward(x, context)`` is the negative objective per data
+    point, differentiable, for the wrapped ``model`` and ``guide``.
+
+    Being an ``nn.Module`` that owns ``module``'s parameters, it can be wrapped as a whole by
+    ``DistributedDataParallel`` or ``torch.compile``.
+
+    When ``module`` offers ``without_registration()`` (a :class:`~pyrovae.VAE` does), model
+    and guide run inside it: the parameters are optimised from ``module.parameters()``, so the
+    per-call ``pyro.module`` registration in Pyro's param store is skipped. Call
+    ``module.register_params()`` once if the store should list them (``Trainer`` does).
+    """
+
+    def __init__(self, module: nn.Module, model: Callable, guide: Callable, objective: Any) -> None:
+        super().__init__()
+        self.module = module
+        self.model = model
+        self.guide = guide
+        self.objective = objective
+        self._unregistered = getattr(module, "without_registration", nullcontext)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Negative objective per data point, a 0-d tensor; ``x`` is ``(batch, *event_shape)``."""
+        with self._unregistered():
+            return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
+
+
+__all__ = ["ELBOLoss", "SyncFreeTrace_ELBO"]

@@ -113,4 +113,9 @@ def _skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
         optimizer.defaults.get("fused"))
 
 
-__all__ = ["NonFiniteGuard", "grad_norm"]
+def is_invalid_values(error: ValueError) -> bool:
+    """Whether ``error`` is torch's distribution validation refusing NaN or infinite arguments."""
+    return "found invalid values" in str(error)
+
+
+__all__ = ["NonFiniteGuard", "grad_norm", "is_invalid_values"]

@@ -30,41 +30,15 @@ from pyro.infer import ELBO, Trace_ELBO
 from torch import Tensor, nn
 
 from pyrovae.data.batches import InMemoryBatches
-from pyrovae.elbo import SyncFreeTrace_ELBO
+from pyrovae.elbo import ELBOLoss, SyncFreeTrace_ELBO
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
-from pyrovae.guard import NonFiniteGuard
+from pyrovae.guard import NonFiniteGuard, is_invalid_values
 from pyrovae.metrics import elbo_parts
 from pyrovae.objectives import LatentScale, linear_warmup
+from pyrovae.optim import make_adam
 
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
 StepCallback = Callable[["Trainer"], None]
-
-
-class ELBOLoss(nn.Module):
-    """The training loss as a module: ``forward(x, context)`` is the negative objective per data
-    point, differentiable, for the wrapped ``model`` and ``guide``.
-
-    Being an ``nn.Module`` that owns ``module``'s parameters, it can be wrapped as a whole by
-    ``DistributedDataParallel`` or ``torch.compile``.
-
-    When ``module`` offers ``without_registration()`` (a :class:`~pyrovae.VAE` does), model
-    and guide run inside it: the parameters are optimised from ``module.parameters()``, so the
-    per-call ``pyro.module`` registration in Pyro's param store is skipped. Call
-    ``module.register_params()`` once if the store should list them (``Trainer`` does).
-    """
-
-    def __init__(self, module: nn.Module, model: Callable, guide: Callable, objective: Any) -> None:
-        super().__init__()
-        self.module = module
-        self.model = model
-        self.guide = guide
-        self.objective = objective
-        self._unregistered = getattr(module, "without_registration", nullcontext)
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """Negative objective per data point, a 0-d tensor; ``x`` is ``(batch, *event_shape)``."""
-        with self._unregistered():
-            return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
 
 
 @dataclass
@@ -385,7 +359,7 @@ class Trainer:
         except ValueError as error:
             # Before any update has been made the model itself is at fault (a bug, not a
             # divergence): let the error through so that it names the offending site.
-            if not _is_invalid_values(error) or self.record.steps == int(self.guard.skipped):
+            if not is_invalid_values(error) or self.record.steps == int(self.guard.skipped):
                 raise
             zero = sum((p.sum() * 0.0 for p in self.module.parameters() if p.requires_grad), torch.zeros(()))
             return zero + torch.nan
@@ -428,7 +402,7 @@ class Trainer:
         try:
             parts = score(data, context) if self.parallel is None else self.parallel.evaluate(score, data, context)
         except ValueError as error:
-            if not _is_invalid_values(error):
+            if not is_invalid_values(error):
                 raise
             raise NonFiniteError(
                 f"evaluating the {prefix} ELBO after epoch {self.epoch + 1} met non-finite (NaN or infinite) "
@@ -438,20 +412,5 @@ class Trainer:
         return {f"{prefix}_{k}": v for k, v in parts.items()}
 
 
-def _is_invalid_values(error: ValueError) -> bool:
-    """Whether ``error`` is torch's distribution validation refusing NaN or infinite arguments."""
-    return "found invalid values" in str(error)
-
-
-def make_adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
-    """``torch.optim.Adam`` with ``fused=True`` where the parameters' device and dtype allow it
-    (one kernel updates every parameter; on 2 CPU cores about five times faster than the
-    per-tensor loop for the tutorial VAE), plain ``Adam`` otherwise."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(params, lr=lr)
-
-
+# ELBOLoss and make_adam live in pyrovae.elbo and pyrovae.optim; importable from here as before.
 __all__ = ["ELBOLoss", "Trainer", "TrainingRecord", "make_adam"]
