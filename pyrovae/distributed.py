@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+
+from pyrovae.data.batches import InMemoryBatches
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -40,7 +42,7 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-class ShardedBatches:
+class ShardedBatches(InMemoryBatches):
     """One rank's mini-batches of every epoch, with ``DistributedSampler`` semantics, on in-memory tensors.
 
     Each epoch draws one permutation of ``N`` from a CPU generator seeded with
@@ -72,24 +74,19 @@ class ShardedBatches:
         drop_last: bool = False,
         transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
-        n = tensors[0].shape[0]
-        if any(t.shape[0] != n for t in tensors):
-            raise ValueError("all tensors must have the same number of rows")
+        # Row counts, devices and batch_size are checked, and the batching is done, by InMemoryBatches;
+        # this class only chooses each rank's rows (``permutation``) and their number (``__len__``).
+        super().__init__(*tensors, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                         transform=transform)
+        n = self.num_examples
         if n < world_size:
             raise ValueError(f"{n} data points cannot be shared among {world_size} processes; "
                              "use fewer processes or more data")
-        self.tensors = tensors
-        self.batch_size = batch_size
         self.rank = rank
         self.world_size = world_size
         self.seed = seed
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.transform = transform
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -99,7 +96,7 @@ class ShardedBatches:
     @property
     def shard_size(self) -> int:
         """Rows this rank sees per epoch, equal on every rank."""
-        n = self.tensors[0].shape[0]
+        n = self.num_examples
         return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
 
     def __len__(self) -> int:
@@ -119,19 +116,6 @@ class ShardedBatches:
         if total > n:
             order = torch.cat([order, order[: total - n]])
         return order[self.rank : total : self.world_size].to(self.tensors[0].device)
-
-    def iterate(self, order: Tensor, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
-        """Yield the batches of ``order`` (from :meth:`permutation`) from batch number ``start`` on."""
-        for begin in range(start * self.batch_size, order.shape[0], self.batch_size):
-            index = order[begin : begin + self.batch_size]
-            batch = [tensor.index_select(0, index) for tensor in self.tensors]
-            if self.transform is not None:
-                batch[0] = self.transform(batch[0])
-            yield tuple(batch)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        """Yield this rank's batches of the current epoch, each a tuple with one slice of every tensor."""
-        return self.iterate(self.permutation())
 
 
 class DataParallel:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyro
@@ -36,25 +35,13 @@ from pyrovae.guard import NonFiniteGuard, is_invalid_values
 from pyrovae.metrics import elbo_parts
 from pyrovae.objectives import LatentScale, linear_warmup
 from pyrovae.optim import make_adam
+from pyrovae.training_state import ResumableTraining, TrainingRecord
 
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
 StepCallback = Callable[["Trainer"], None]
 
 
-@dataclass
-class TrainingRecord:
-    """What a run produced: one dict of figures per epoch, the step count and the wall time."""
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    steps: int = 0
-    seconds: float = 0.0
-
-    def last(self, key: str) -> float:
-        """The latest epoch's value of ``key``."""
-        return self.history[-1][key]
-
-
-class Trainer:
+class Trainer(ResumableTraining):
     """Fits a model/guide pair (usually a :class:`~pyrovae.VAE`) by SVI.
 
     Args:
@@ -277,77 +264,12 @@ class Trainer:
                                           self._stop_signal)
         return self.record
 
-    # -- stopping, saving and resuming at a step boundary ---------------------------------------
+    # -- stopping at a step boundary (saving and resuming: ResumableTraining) -------------------
 
     def request_stop(self, signal_number: int) -> None:
         """Ask ``fit`` to stop after the current step by raising
         :class:`~pyrovae.errors.TrainingInterrupted`; safe to call from a signal handler."""
         self._stop_signal = signal_number
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where training stands (between two steps).
-
-        Holds only tensors, numbers, strings, lists and dicts, so ``torch.load(...,
-        weights_only=True)`` reads it back. The global random states (torch, Python, NumPy),
-        which Pyro's sampling uses, are not part of it: see ``pyrovae.checkpoint.rng_state``.
-
-        Returns:
-            ``module``, ``optimizer``, ``epoch`` (epochs done), ``steps``, ``seconds``,
-            ``history``, ``generator`` (shuffling state), ``position`` (batches done in the
-            current epoch, the state its order was drawn from, its running loss sum and the
-            skipped-step count when it began),
-            ``kl_weight`` (warm-up position) and ``guard`` (skipped-step counters).
-        """
-        loss_sum = 0.0 if self._epoch_acc is None or self._batch_in_epoch == 0 else self._epoch_acc.item()
-        generator = self.generator.get_state() if self.generator is not None else self._pending_generator_state
-        return {
-            "module": self.module.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "epoch": self.epoch,
-            "steps": self.record.steps,
-            "seconds": self.record.seconds,
-            "history": [dict(figures) for figures in self.record.history],
-            "generator": generator,
-            "position": {"batch": self._batch_in_epoch, "order_state": self._order_state,
-                         "loss_sum": loss_sum, "skipped_before": self._skipped_before_epoch},
-            "kl_weight": self.latent_scale.weight,
-            "guard": self.guard.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned; the next ``fit`` goes on from that step.
-
-        Raises:
-            pyrovae.checkpoint.CheckpointError: if the module's weights do not fit this model
-                (naming the first mismatching parameter).
-        """
-        from pyrovae.checkpoint import load_module_state
-
-        load_module_state(self.module, state["module"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = int(state["epoch"])
-        self.record = TrainingRecord(history=[dict(f) for f in state["history"]],
-                                     steps=int(state["steps"]), seconds=float(state["seconds"]))
-        if state["generator"] is not None:
-            if self.generator is not None:
-                try:
-                    self.generator.set_state(state["generator"].cpu())
-                except RuntimeError:
-                    from pyrovae.checkpoint import CheckpointError
-
-                    raise CheckpointError(
-                        f"the checkpoint's shuffling state does not fit a {self.generator.device} generator; "
-                        "the run was trained on another kind of device: resume it on that kind of device") from None
-            else:
-                self._pending_generator_state = state["generator"].cpu()
-        position = state["position"]
-        self._batch_in_epoch = int(position["batch"])
-        order_state = position["order_state"]
-        self._order_state = None if order_state is None else order_state.cpu()
-        self._epoch_acc = torch.tensor(float(position["loss_sum"]))
-        self._skipped_before_epoch = int(position["skipped_before"])
-        self.latent_scale.weight = float(state["kl_weight"])
-        self.guard.load_state_dict(state["guard"])
 
     def _loss_or_nan(self, x: Tensor, context: Tensor | None) -> Tensor:
         """``self.loss(x, context)``, or a NaN that still back-propagates (zero gradients) when a
@@ -363,30 +285,6 @@ class Trainer:
                 raise
             zero = sum((p.sum() * 0.0 for p in self.module.parameters() if p.requires_grad), torch.zeros(()))
             return zero + torch.nan
-
-    def _ensure_generator(self, device: torch.device) -> None:
-        """Shuffle with a generator of our own, so the data order is part of the saved state."""
-        if self.generator is None:
-            self.generator = torch.Generator(device=device)
-            if self._pending_generator_state is not None:
-                self.generator.set_state(self._pending_generator_state)
-            else:
-                self.generator.manual_seed(int(torch.randint(0, 2**62, ())))
-            self._pending_generator_state = None
-
-    def _epoch_order(self, batches: InMemoryBatches, device: torch.device) -> Tensor:
-        """This epoch's permutation: a fresh one, or, inside a resumed epoch, the one drawn before."""
-        if self._batch_in_epoch == 0:
-            self._order_state = self.generator.get_state()
-            self._epoch_acc = torch.zeros((), device=device)
-            self._skipped_before_epoch = int(self.guard.skipped)
-            return batches.permutation()
-        now = self.generator.get_state()
-        self.generator.set_state(self._order_state)
-        order = batches.permutation()
-        self.generator.set_state(now)
-        self._epoch_acc = self._epoch_acc.to(device)
-        return order
 
     def evaluate(self, data: Tensor, context: Tensor | None = None, prefix: str = "test") -> dict[str, float]:
         """ELBO (weight 1, no warm-up), reconstruction and KL per data point, keys ``{prefix}_elbo`` etc.
@@ -412,5 +310,5 @@ class Trainer:
         return {f"{prefix}_{k}": v for k, v in parts.items()}
 
 
-# ELBOLoss and make_adam live in pyrovae.elbo and pyrovae.optim; importable from here as before.
+# ELBOLoss, make_adam and TrainingRecord live in pyrovae.elbo, .optim and .training_state; importable from here as before.
 __all__ = ["ELBOLoss", "Trainer", "TrainingRecord", "make_adam"]
