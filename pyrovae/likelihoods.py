@@ -50,6 +50,41 @@ class Likelihood(nn.Module):
         """Whether every value of ``x`` is one this likelihood can score."""
         return bool(torch.isfinite(x).all())
 
+    @torch.no_grad()
+    def init_output_bias(self, x: Tensor) -> bool:
+        """Start the decoder at the data's mean image: set the bias of the net's last layer so
+        that, while its weights are small, ``mean(z)`` is the per-pixel mean of ``x``.
+
+        The decoder then spends its first steps on how images differ from the average one
+        instead of on finding the average (Burda et al.'s IWAE code initialises its Bernoulli
+        output this way). The net is left as it was when its last layer has no bias of a
+        usable size: one per output value (an MLP) or one per channel (a transposed
+        convolution, which gets the channel's mean).
+
+        Args:
+            x: training data ``(N, *event_shape)``; only its mean over ``N`` is used.
+
+        Returns:
+            Whether a bias was set.
+        """
+        biased = [m for m in self.net.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)]
+        if not biased or x.shape[1:] != self.event_shape:
+            return False
+        bias = biased[-1].bias
+        mean = x.float().mean(0)
+        if bias.numel() == mean.numel():
+            target = mean.reshape(-1)
+        elif len(self.event_shape) >= 2 and bias.numel() == self.event_shape[0]:
+            target = mean.reshape(self.event_shape[0], -1).mean(-1)
+        else:
+            return False
+        bias.copy_(self._output_for_mean(target).to(bias))
+        return True
+
+    def _output_for_mean(self, mean: Tensor) -> Tensor:
+        """The network output whose distribution has this mean (the inverse link)."""
+        return mean
+
 
 class BernoulliLikelihood(Likelihood):
     """p(x | z) = Bernoulli(logits = net(z)) over every pixel.
@@ -71,6 +106,10 @@ class BernoulliLikelihood(Likelihood):
     def in_support(self, x: Tensor) -> bool:
         return bool(((x >= 0) & (x <= 1)).all())
 
+    def _output_for_mean(self, mean: Tensor) -> Tensor:
+        # Clamped so that an always-black pixel starts at a finite logit (about -6.9).
+        return torch.logit(mean.clamp(1e-3, 1 - 1e-3))
+
 
 class ContinuousBernoulliLikelihood(Likelihood):
     """p(x | z) = ContinuousBernoulli(logits = net(z)), a normalized density on [0, 1]
@@ -84,6 +123,18 @@ class ContinuousBernoulliLikelihood(Likelihood):
 
     def in_support(self, x: Tensor) -> bool:
         return bool(((x >= 0) & (x <= 1)).all())
+
+    def _output_for_mean(self, mean: Tensor) -> Tensor:
+        # The continuous Bernoulli's mean is increasing in the logit but has no closed-form
+        # inverse: bisect, 40 halvings. It nears 0 and 1 only like 1/|logit|, and in float32
+        # torch's formula saturates beyond |logit| = 15, so means outside about [0.067, 0.933]
+        # (the means at -15 and 15) start at the nearest end.
+        low, high = torch.full_like(mean, -15.0), torch.full_like(mean, 15.0)
+        for _ in range(40):
+            mid = (low + high) / 2
+            below = dist.ContinuousBernoulli(logits=mid).mean < mean
+            low, high = torch.where(below, mid, low), torch.where(below, high, mid)
+        return (low + high) / 2
 
 
 class _LocationScaleLikelihood(Likelihood):

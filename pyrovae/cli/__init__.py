@@ -18,6 +18,7 @@ HELP = {
     "hidden": "hidden layer width",
     "activation": "softplus, relu, tanh, elu or gelu",
     "encoder_scale": "how the diagonal guide turns its raw output into a standard deviation: softplus or exp",
+    "mean_init": "start the decoder's output bias at the training images' mean (likelihood.init_output_bias)",
     "latent_dim": "size of z (2 also draws the latent space and the decoded manifold)",
     "likelihood": "bernoulli, cbernoulli, normal or laplace",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "

@@ -30,6 +30,7 @@ class TrainConfig:
     hidden: int = 400
     activation: str = "softplus"
     encoder_scale: str = "softplus"
+    mean_init: bool = True
     latent_dim: int = 16
     likelihood: str = "bernoulli"
     prior: str = "normal"

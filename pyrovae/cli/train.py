@@ -118,6 +118,8 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
                           f"{vae.likelihood.support_rule}; choose another --likelihood")
     vae.check_inputs(train, what="training data")
     vae.check_inputs(test, what="test data")
+    if config.mean_init and payload is None:
+        vae.likelihood.init_output_bias(train)
     if writes:
         prepare_output_folder(out, overwrite, payload is not None)
 

@@ -69,6 +69,8 @@ def _run_m2(config, out, data, device, generator) -> TrainingRecord:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     m2 = build_m2(config, tuple(data.image_shape), data.num_classes).to(device)
+    if config.mean_init:
+        m2.likelihood.init_output_bias(images)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
     log = _epoch_logger(config, out, m2, data.image_shape, {"num_classes": data.num_classes},
                         lambda f: f"loss {f['train_loss']:9.2f}  val acc {f.get('val_accuracy', float('nan')):.4f}"
