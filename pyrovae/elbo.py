@@ -14,8 +14,12 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import is_identically_zero, is_validation_enabled, torch_item
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.subsample_messenger import _Subsample
 from pyro.util import warn_if_nan
 from torch import Tensor, nn
 
@@ -39,6 +43,11 @@ class SyncFreeTrace_ELBO(Trace_ELBO):
 
     def differentiable_loss(self, model: Callable, guide: Callable, *args, **kwargs) -> Tensor:
         """Negative ELBO estimate, differentiable; a 0-d tensor on the data's device."""
+        if self.num_particles == 1 and not is_validation_enabled() and self._lean_ok(guide):
+            loss = _lean_negative_elbo(model, guide, args, kwargs)
+            if loss is not None:
+                return loss
+            self._lean_refused.add(guide)
         loss: Tensor | float = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             surrogate_elbo: Tensor | float = 0.0
@@ -63,6 +72,69 @@ class SyncFreeTrace_ELBO(Trace_ELBO):
         if is_validation_enabled():
             warn_if_nan(loss, "loss")
         return loss
+
+    def _lean_ok(self, guide: Callable) -> bool:
+        """Whether the one-pass path may be tried for ``guide`` (not a ``GuideMessenger``, and
+        not found to have a non-reparameterized site before)."""
+        if not hasattr(self, "_lean_refused"):
+            self._lean_refused: set[Callable] = set()
+        return guide not in self._lean_refused and not isinstance(poutine.unwrap(guide), Messenger)
+
+
+class _SiteScore(Messenger):
+    """Adds up ``scale * mask * log_prob`` over the sample sites of one run, as
+    ``Trace.compute_log_prob`` does, without building a trace.
+
+    Guide pass (``replay=None``): records every site's value (the plates' subsample indices
+    too, so that the model sees the same ones, as ``poutine.replay`` does) and flags a site
+    that is not reparameterized or is enumerated. Model pass: replays the guide's values at
+    unobserved sites, like ``poutine.replay``; a latent site the guide lacks is drawn from the
+    model and scored, as under ``Trace_ELBO``.
+    """
+
+    def __init__(self, replay: dict[str, Tensor] | None = None) -> None:
+        super().__init__()
+        self.replay = replay
+        self.values: dict[str, Tensor] = {}
+        self.total: Tensor | float = 0.0
+        self.unsupported = False
+
+    def _pyro_sample(self, msg) -> None:
+        if self.replay is None or msg["is_observed"] or msg["name"] not in self.replay:
+            return
+        msg["value"] = self.replay[msg["name"]]
+        msg["done"] = True
+
+    def _postprocess_message(self, msg) -> None:
+        if msg["type"] != "sample":
+            return
+        fn = msg["fn"]
+        if isinstance(fn, _Subsample):
+            self.values[msg["name"]] = msg["value"]
+            return
+        if self.replay is None:
+            if msg["is_observed"] or not fn.has_rsample or msg["infer"].get("enumerate"):
+                self.unsupported = True
+                return
+            self.values[msg["name"]] = msg["value"]
+        log_p = fn.log_prob(msg["value"], *msg["args"], **msg["kwargs"])
+        self.total = self.total + scale_and_mask(log_p, msg["scale"], msg["mask"]).sum()
+
+
+def _lean_negative_elbo(model: Callable, guide: Callable, args: tuple, kwargs: dict) -> Tensor | None:
+    """``-(sum_model log p - sum_guide log q)`` at one draw from the guide: ``Trace_ELBO``'s
+    one-particle estimate and gradient for a fully reparameterized guide, computed while model
+    and guide run (no trace objects, no second pass over the sites). None when the guide has
+    a site this cannot score (an observed, non-reparameterized or enumerated one)."""
+    guide_pass = _SiteScore()
+    with guide_pass:
+        guide(*args, **kwargs)
+    if guide_pass.unsupported:
+        return None
+    model_pass = _SiteScore(replay=guide_pass.values)
+    with model_pass:
+        model(*args, **kwargs)
+    return -(model_pass.total - guide_pass.total)
 
 
 class ELBOLoss(nn.Module):

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.fast_normal import NoiseCachingNormal
+
 
 class Encoder(nn.Module):
     """Base class for ``q(z | x[, context])``; ``latent_dim`` is the size of ``z``."""
@@ -70,7 +72,7 @@ class DiagonalNormalEncoder(Encoder):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:
         loc, scale = self.loc_scale(x, context)
-        return dist.Normal(loc, scale).to_event(1)
+        return NoiseCachingNormal(loc, scale).to_event(1)
 
     def mean(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         return self.loc_scale(x, context)[0]

@@ -1,0 +1,64 @@
+"""Normal distributions that score their common cases with fewer tensor operations.
+
+A VAE step scores the guide's own draw, ``log q(z | x)`` at ``z = loc + scale * eps``, and the
+standard Normal prior, ``log p(z)``. Written out, both are shorter than the general
+``Normal.log_prob``:
+
+* ``log q(loc + scale * eps) = -eps^2 / 2 - log scale - log(2 pi) / 2`` exactly, as a function
+  of ``loc``, ``scale`` and ``eps``: the same value and the same gradient (the total derivative,
+  path and score parts together), without recomputing ``(z - loc) / scale``;
+* ``log N(z; 0, 1) = -z^2 / 2 - log(2 pi) / 2``.
+
+Each saves a few elementwise operations and their backward nodes per step; everything else
+(sampling, shapes, KL registrations, ``expand``) is Pyro's ``Normal``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor
+from torch.distributions.utils import _standard_normal
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class NoiseCachingNormal(dist.Normal):
+    """``Normal(loc, scale)`` that remembers the noise of its last ``rsample`` and scores that
+    very tensor from it: ``log_prob(z) = -eps^2 / 2 - log scale - log(2 pi) / 2``.
+
+    Any other value is scored by ``Normal.log_prob``. The draws are the ones ``Normal.rsample``
+    makes (same random stream), so seeded runs are unchanged.
+    """
+
+    _draw: tuple[Tensor, Tensor] | None = None
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        eps = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
+        value = self.loc + eps * self.scale
+        self._draw = (value, eps)
+        return value
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._draw is not None and value is self._draw[0]:
+            eps = self._draw[1]
+            return -0.5 * eps * eps - self.scale.log() - HALF_LOG_2PI
+        return super().log_prob(value)
+
+
+class StandardNormal(dist.Normal):
+    """``Normal(loc, scale)`` built with ``loc = 0`` and ``scale = 1`` (the caller's promise),
+    scored as ``-z^2 / 2 - log(2 pi) / 2``."""
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if value.shape != self.loc.shape:  # broadcasting against the batch shape: the general path
+            return super().log_prob(value)
+        if self._validate_args:
+            self._validate_sample(value)
+        return -0.5 * value * value - HALF_LOG_2PI
+
+
+__all__ = ["NoiseCachingNormal", "StandardNormal"]
