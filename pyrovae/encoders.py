@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.fast_normal import NoiseCachingNormal
+from pyrovae.fast_distributions import NoiseCachingNormal
 
 
 class Encoder(nn.Module):

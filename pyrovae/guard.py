@@ -1,9 +1,11 @@
 """Skipping optimisation steps whose loss or gradient is not finite, and stopping after too many.
 
 One NaN in a loss or gradient, passed to Adam, turns every parameter it touches into NaN for
-good. The guard reads one flag per step, ``isfinite(loss) & isfinite(||grad||)`` (the total
-gradient norm is non-finite as soon as one entry is), and leaves the parameters and the
-optimizer's moments untouched when it is false.
+good. The guard reads one flag per step, "the loss and every gradient entry are finite", and
+leaves the parameters and the optimizer's moments untouched when it is false. The gradients
+are checked by one kernel over all of them, the one ``torch.amp.GradScaler`` uses
+(``torch._amp_foreach_non_finite_check_and_unscale_``, here with a scale of 1), or, where a
+torch build lacks it, by their total norm (non-finite as soon as one entry is).
 
 Cost: on the CPU the flag is read directly (no device to wait for). On an accelerator, an
 optimizer that accepts ``found_inf`` (``torch.optim.Adam(..., fused=True)``, the path
@@ -26,6 +28,23 @@ def grad_norm(parameters: list[Tensor]) -> Tensor:
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def grads_finite(parameters: list[Tensor], device: torch.device) -> Tensor:
+    """Whether every gradient entry is finite: a 0-d bool tensor on ``device``.
+
+    One pass over all gradients in one call (GradScaler's check, with a scale of 1, which
+    leaves the values as they are); falls back to the total norm where that kernel is missing.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.ones((), dtype=torch.bool, device=device)
+    check = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+    if check is None or any(g.device != grads[0].device or g.is_sparse for g in grads):
+        return torch.isfinite(grad_norm(parameters)).to(device)
+    found_inf = torch.zeros(1, device=grads[0].device)
+    check(grads, found_inf, torch.ones(1, device=grads[0].device))
+    return (found_inf == 0).reshape(()).to(device)
 
 
 class NonFiniteGuard:
@@ -55,9 +74,13 @@ class NonFiniteGuard:
     def step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor:
         """Call ``optimizer.step()`` if ``loss`` and every gradient are finite; return that flag (0-d bool)."""
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        ok = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm(params).to(loss.device))
         self._calls += 1
-        if _skips_on_device(optimizer) and loss.device.type != "cpu":
+        if loss.device.type == "cpu":
+            # On the CPU reading a flag costs nothing: the loss first, the gradients only then.
+            finite = bool(torch.isfinite(loss.detach())) and bool(grads_finite(params, loss.device))
+            return self._step_on_host(optimizer, finite)
+        ok = torch.isfinite(loss.detach()) & grads_finite(params, loss.device)
+        if _skips_on_device(optimizer):
             # No host sync: the fused kernel reads found_inf on the device; counters stay there too.
             optimizer.found_inf = (~ok).to(torch.float32)  # type: ignore[attr-defined]
             try:
@@ -71,14 +94,17 @@ class NonFiniteGuard:
             self._run = (self._run + 1) * bad
             self._peak = torch.maximum(self._peak, self._run)
             return ok
-        if bool(ok):  # one read of a flag: free on the CPU, a sync on an accelerator
+        return self._step_on_host(optimizer, bool(ok))  # one read of a flag: a sync on an accelerator
+
+    def _step_on_host(self, optimizer: torch.optim.Optimizer, finite: bool) -> Tensor:
+        if finite:
             optimizer.step()
             self._run = 0
         else:
             self.skipped = int(self.skipped) + 1
             self._run = int(self._run) + 1
             self._peak = max(int(self._peak), self._run)
-        return ok
+        return torch.tensor(finite)
 
     def check(self, where: str = "", force: bool = False) -> None:
         """Raise :class:`~pyrovae.errors.NonFiniteError` if ``max_consecutive`` steps in a row were skipped.

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.fast_distributions import BernoulliImage
+
 
 class Likelihood(nn.Module):
     """Base class: ``forward(z, context=None)`` returns ``p(x | z)``; ``mean(z)`` returns an image.
@@ -98,7 +100,7 @@ class BernoulliLikelihood(Likelihood):
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> dist.Distribution:
         logits = self.params(z, context)
-        return dist.Bernoulli(logits=logits, validate_args=False).to_event(len(self.event_shape))
+        return BernoulliImage(dist.Bernoulli(logits=logits, validate_args=False), len(self.event_shape))
 
     def mean(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return torch.sigmoid(self.params(z, context))

@@ -1,9 +1,9 @@
-"""The shortcut scores in pyrovae.fast_normal equal torch's Normal.log_prob, values and gradients."""
+"""The shortcut scores in pyrovae.fast_distributions equal torch's Normal.log_prob, values and gradients."""
 
 import pyro.distributions as dist
 import torch
 
-from pyrovae.fast_normal import NoiseCachingNormal, StandardNormal
+from pyrovae.fast_distributions import BernoulliImage, NoiseCachingNormal, StandardNormal
 
 
 def test_own_draw_scored_from_its_noise_equals_the_normal_density_and_its_gradient():
@@ -36,3 +36,17 @@ def test_standard_normal_scores_as_normal_zero_one():
     torch.testing.assert_close(torch.autograd.grad(ours.sum(), z)[0], -z)
     # A value that broadcasts against the batch takes the general path, with the same shape out.
     assert d.log_prob(torch.zeros(3)).shape == (4, 3)
+
+
+def test_bernoulli_image_scores_as_independent_bernoulli_on_grey_and_binary_pixels():
+    logits = torch.randn(3, 4, 1, 5, 5, requires_grad=True)
+    grey = torch.rand(4, 1, 5, 5)  # broadcasts against the leading particle dim
+    for value in (grey, (grey > 0.5).float()):
+        ours = BernoulliImage(dist.Bernoulli(logits=logits, validate_args=False), 3).log_prob(value)
+        pyros = dist.Bernoulli(logits=logits, validate_args=False).to_event(3).log_prob(value)
+        assert ours.shape == (3, 4)
+        torch.testing.assert_close(ours, pyros)
+        torch.testing.assert_close(torch.autograd.grad(ours.sum(), logits)[0],
+                                   torch.autograd.grad(pyros.sum(), logits)[0])
+    expanded = BernoulliImage(dist.Bernoulli(logits=logits[0], validate_args=False), 3).expand((2, 4))
+    assert isinstance(expanded, BernoulliImage) and expanded.log_prob(grey).shape == (2, 4)
