@@ -81,7 +81,8 @@ def run_m2(args, data) -> None:
             best, state = dict(figures), copy.deepcopy(m2.state_dict())
 
     start = time.perf_counter()
-    trainer = SemiSupervisedTrainer(m2, batch_size=200, labelled_batch_size=100, progress=False,
+    trainer = SemiSupervisedTrainer(m2, lr=args.lr, betas=(args.beta1, 0.999),
+                                    batch_size=200, labelled_batch_size=100, progress=False,
                                     generator=torch.Generator().manual_seed(args.seed), callbacks=[keep_best],
                                     labelled_weight=(args.labelled_weight if args.labelled_weight == "proportional"
                                                      else float(args.labelled_weight)))
@@ -99,6 +100,7 @@ def run_m2(args, data) -> None:
                      f"best val epoch {best['epoch']} val_acc {best['val_accuracy']:.4f}; last epoch "
                      f"val_acc {record.last('val_accuracy'):.4f}; alpha {args.alpha}; "
                      f"{record.steps} steps; labelled loss weight {trainer._weight:.4g}; "
+                     f"Adam lr {args.lr:g} beta1 {args.beta1:g}; "
                      f"{args.threads} thread(s) on a 2-core machine")
     print(f"m2 labels={args.labels}: test accuracy {test_accuracy:.4f} (epoch {best['epoch']}), "
           f"{seconds:.0f} s", flush=True)
@@ -166,6 +168,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=50.0)
+    parser.add_argument("--lr", type=float, default=1e-3, help="m2: Adam learning rate")
+    parser.add_argument("--beta1", type=float, default=0.9, help="m2: Adam's first moment decay")
     parser.add_argument("--labelled-weight", default="1",
                         help="m2: weight of the labelled loss, a number or 'proportional' (N_labelled / N_unlabelled)")
     parser.add_argument("--is-samples", type=int, default=100)

@@ -44,9 +44,9 @@ class SyncFreeTrace_ELBO(Trace_ELBO):
     def differentiable_loss(self, model: Callable, guide: Callable, *args, **kwargs) -> Tensor:
         """Negative ELBO estimate, differentiable; a 0-d tensor on the data's device."""
         if self.num_particles == 1 and not is_validation_enabled() and self._lean_ok(guide):
-            loss = _lean_negative_elbo(model, guide, args, kwargs)
-            if loss is not None:
-                return loss
+            particle = _lean_negative_elbo(model, guide, args, kwargs)
+            if particle is not None:
+                return 0.0 + particle / self.num_particles  # as below, to the last bit
             self._lean_refused.add(guide)
         loss: Tensor | float = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
@@ -81,62 +81,6 @@ class SyncFreeTrace_ELBO(Trace_ELBO):
         return guide not in self._lean_refused and not isinstance(poutine.unwrap(guide), Messenger)
 
 
-class _SiteScore(Messenger):
-    """Adds up ``scale * mask * log_prob`` over the sample sites of one run, as
-    ``Trace.compute_log_prob`` does, without building a trace.
-
-    Guide pass (``replay=None``): records every site's value (the plates' subsample indices
-    too, so that the model sees the same ones, as ``poutine.replay`` does) and flags a site
-    that is not reparameterized or is enumerated. Model pass: replays the guide's values at
-    unobserved sites, like ``poutine.replay``; a latent site the guide lacks is drawn from the
-    model and scored, as under ``Trace_ELBO``.
-    """
-
-    def __init__(self, replay: dict[str, Tensor] | None = None) -> None:
-        super().__init__()
-        self.replay = replay
-        self.values: dict[str, Tensor] = {}
-        self.total: Tensor | float = 0.0
-        self.unsupported = False
-
-    def _pyro_sample(self, msg) -> None:
-        if self.replay is None or msg["is_observed"] or msg["name"] not in self.replay:
-            return
-        msg["value"] = self.replay[msg["name"]]
-        msg["done"] = True
-
-    def _postprocess_message(self, msg) -> None:
-        if msg["type"] != "sample":
-            return
-        fn = msg["fn"]
-        if isinstance(fn, _Subsample):
-            self.values[msg["name"]] = msg["value"]
-            return
-        if self.replay is None:
-            if msg["is_observed"] or not fn.has_rsample or msg["infer"].get("enumerate"):
-                self.unsupported = True
-                return
-            self.values[msg["name"]] = msg["value"]
-        log_p = fn.log_prob(msg["value"], *msg["args"], **msg["kwargs"])
-        self.total = self.total + scale_and_mask(log_p, msg["scale"], msg["mask"]).sum()
-
-
-def _lean_negative_elbo(model: Callable, guide: Callable, args: tuple, kwargs: dict) -> Tensor | None:
-    """``-(sum_model log p - sum_guide log q)`` at one draw from the guide: ``Trace_ELBO``'s
-    one-particle estimate and gradient for a fully reparameterized guide, computed while model
-    and guide run (no trace objects, no second pass over the sites). None when the guide has
-    a site this cannot score (an observed, non-reparameterized or enumerated one)."""
-    guide_pass = _SiteScore()
-    with guide_pass:
-        guide(*args, **kwargs)
-    if guide_pass.unsupported:
-        return None
-    model_pass = _SiteScore(replay=guide_pass.values)
-    with model_pass:
-        model(*args, **kwargs)
-    return -(model_pass.total - guide_pass.total)
-
-
 class ELBOLoss(nn.Module):
     """The training loss as a module: ``forward(x, context)`` is the negative objective per data
     point, differentiable, for the wrapped ``model`` and ``guide``.
@@ -162,6 +106,76 @@ class ELBOLoss(nn.Module):
         """Negative objective per data point, a 0-d tensor; ``x`` is ``(batch, *event_shape)``."""
         with self._unregistered():
             return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
+
+
+class _SiteRecorder(Messenger):
+    """Records the sample sites of one run of a model or guide, as ``poutine.trace`` would,
+    without building a trace.
+
+    Guide pass (``replay=None``): keeps every site's value (the plates' subsample indices too,
+    so that the model sees the same ones, as ``poutine.replay`` does) and flags a site that is
+    observed, not reparameterized or enumerated. Model pass: replays the guide's values at
+    unobserved sites, like ``poutine.replay``; a latent site the guide lacks is drawn from the
+    model, as under ``Trace_ELBO``.
+    """
+
+    def __init__(self, replay: dict[str, Tensor] | None = None) -> None:
+        super().__init__()
+        self.replay = replay
+        self.values: dict[str, Tensor] = {}
+        self.sites: list[dict] = []
+        self.unsupported = False
+
+    def _pyro_sample(self, msg) -> None:
+        if self.replay is None or msg["is_observed"] or msg["name"] not in self.replay:
+            return
+        msg["value"] = self.replay[msg["name"]]
+        msg["done"] = True
+
+    def _postprocess_message(self, msg) -> None:
+        if msg["type"] != "sample":
+            return
+        self.values[msg["name"]] = msg["value"]
+        if isinstance(msg["fn"], _Subsample):
+            return
+        if self.replay is None and (msg["is_observed"] or not msg["fn"].has_rsample
+                                    or msg["infer"].get("enumerate")):
+            self.unsupported = True
+        self.sites.append({key: msg[key] for key in ("fn", "value", "args", "kwargs", "scale", "mask")})
+
+
+def _site_log_prob(site: dict) -> Tensor:
+    log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+    return scale_and_mask(log_p, site["scale"], site["mask"])
+
+
+def _lean_negative_elbo(model: Callable, guide: Callable, args: tuple, kwargs: dict) -> Tensor | None:
+    """``-(sum_model log p - sum_guide log q)`` at one draw from the guide: ``Trace_ELBO``'s
+    one-particle estimate for a fully reparameterized guide, without trace objects. None when
+    the guide has a site this cannot score (an observed, non-reparameterized or enumerated one).
+
+    The log-densities are computed after both runs and added up in the order of
+    :meth:`SyncFreeTrace_ELBO.differentiable_loss` on Pyro's traces (model sites, then guide
+    sites, each in the order they ran), so that autograd accumulates the gradient in the same
+    order: the value and the gradient are bit for bit those of the trace-based path, and a
+    step that runs with Pyro's validation (which takes that path) changes nothing.
+    """
+    guide_run = _SiteRecorder()
+    with guide_run:
+        guide(*args, **kwargs)
+    if guide_run.unsupported:
+        return None
+    model_run = _SiteRecorder(replay=guide_run.values)
+    with model_run:
+        model(*args, **kwargs)
+    model_sums = [_site_log_prob(site).sum() for site in model_run.sites]
+    guide_terms = [_site_log_prob(site) for site in guide_run.sites]
+    surrogate_elbo: Tensor | float = 0.0
+    for term in model_sums:
+        surrogate_elbo = surrogate_elbo + term
+    for term in guide_terms:
+        surrogate_elbo = surrogate_elbo - term.sum()
+    return -surrogate_elbo
 
 
 __all__ = ["ELBOLoss", "SyncFreeTrace_ELBO"]

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
+from pyrovae.compiled import compiled_kernels
 from pyrovae.importance import guess_max_plate_nesting, log_importance_weights
 
 
@@ -27,7 +28,7 @@ def _slice(context: Tensor | None, start: int, stop: int) -> Tensor | None:
 @torch.no_grad()
 def log_likelihood(
     model: Callable, guide: Callable, data: Tensor, context: Tensor | None = None,
-    num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100,
+    num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100, compile: bool | None = None,
 ) -> Tensor:
     """Importance-sampled ``log p(x_n)`` for every data point, in nats.
 
@@ -46,6 +47,9 @@ def log_likelihood(
         num_samples: ``k``, importance samples per data point.
         chunk_size: particles per vectorized pass.
         batch_size: data points per pass.
+        compile: run the likelihood's network and its log-density through ``torch.compile``
+            (:mod:`pyrovae.compiled`; a few seconds to compile, then about twice as fast on a
+            CPU). None: when the work is large, ``num_samples * N`` of a million or more.
 
     Returns:
         ``(N,)`` estimates of ``log p(x_n)`` on ``data``'s device.
@@ -57,6 +61,15 @@ def log_likelihood(
     if n == 0:
         raise ValueError("cannot evaluate the log-likelihood of an empty data set")
     nesting = guess_max_plate_nesting(model, guide, data[:1], _slice(context, 0, 1))
+    if compile is None:
+        compile = num_samples * n >= 1_000_000
+    with compiled_kernels(compile):
+        return _log_likelihood(model, guide, data, context, num_samples, chunk_size, batch_size, nesting)
+
+
+def _log_likelihood(model: Callable, guide: Callable, data: Tensor, context: Tensor | None,
+                    num_samples: int, chunk_size: int, batch_size: int, nesting: int) -> Tensor:
+    n = data.shape[0]
     out = []
     for start in range(0, n, batch_size):
         x, c = data[start : start + batch_size], _slice(context, start, start + batch_size)
@@ -163,7 +176,7 @@ def active_units(vae: Any, data: Tensor, context: Tensor | None = None, threshol
 
 def evaluate_vae(
     vae: Any, data: Tensor, context: Tensor | None = None, labels: Tensor | None = None,
-    num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100,
+    num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100, compile: bool | None = None,
 ) -> dict[str, Any]:
     """Every figure of merit of a trained VAE on one data set, as a JSON-friendly dict.
 
@@ -182,7 +195,7 @@ def evaluate_vae(
         data: ``(N, *event_shape)`` on the model's device.
         context: ``(N, ...)`` or None.
         labels: ``(N,)`` integer class labels or None.
-        num_samples, chunk_size, batch_size: as in :func:`log_likelihood`.
+        num_samples, chunk_size, batch_size, compile: as in :func:`log_likelihood`.
     """
     from pyrovae.clustering import cluster_accuracy
     from pyrovae.importance import ImportanceError
@@ -196,7 +209,7 @@ def evaluate_vae(
         log_importance_weights(model, vae.guide, data[:1], _slice(context, 0, 1), num_particles=1)
     except ImportanceError:
         model, figures["model_form"] = marginal_model(vae), "marginal_model"
-    ll = log_likelihood(model, vae.guide, data, context, num_samples, chunk_size, batch_size)
+    ll = log_likelihood(model, vae.guide, data, context, num_samples, chunk_size, batch_size, compile)
     figures["log_likelihood"] = ll.mean().item()
     figures["nll"] = -figures["log_likelihood"]
     figures["log_likelihood_sem"] = (ll.std().item() / math.sqrt(ll.numel())) if ll.numel() > 1 else float("nan")

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae import compiled
 from pyrovae.fast_distributions import BernoulliImage
 
 
@@ -38,7 +39,7 @@ class Likelihood(nn.Module):
     def params(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """Network output reshaped to ``(*batch, *event_shape)``."""
         h = z if context is None else torch.cat([z, context.expand(*z.shape[:-1], -1)], dim=-1)
-        out = self.net(h)
+        out = compiled.call(self.net, h) if compiled.active() else self.net(h)
         return out.reshape(z.shape[:-1] + self.event_shape)
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> dist.Distribution:

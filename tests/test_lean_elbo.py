@@ -90,3 +90,24 @@ def test_a_non_reparameterized_guide_takes_pyros_path_and_is_remembered():
     # From then on Pyro's own path directly: the same draws as Trace_ELBO's.
     assert_same(loss_and_grads(objective, model, guide, [theta], x, seed=5),
                 loss_and_grads(Trace_ELBO(), model, guide, [theta], x, seed=5))
+
+
+@pytest.mark.parametrize("prior, guide", PAIRS, ids=[f"{p}-{g}" for p, g in PAIRS])
+def test_one_pass_path_is_bit_for_bit_the_trace_path(prior, guide):
+    """A trainer validates the first step of every epoch (the trace path) and not the others:
+    both paths must give identical bits, or a resumed run would drift from an unbroken one."""
+    vae = build_vae(prior, guide)
+    x, _ = toy_data(10)
+    context = context_for(prior, 10)
+    params = list(vae.parameters())
+    results = []
+    for validation in (False, True):
+        for p in params:
+            p.grad = None
+        pyro.set_rng_seed(2)
+        with pyro.validation_enabled(validation):
+            loss = SyncFreeTrace_ELBO().differentiable_loss(vae.model, vae.guide, x, context)
+        loss.backward()
+        results.append([loss.detach()] + [p.grad for p in params if p.grad is not None])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)

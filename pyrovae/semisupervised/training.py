@@ -62,6 +62,7 @@ class SemiSupervisedTrainer:
     Args:
         module: the model.
         lr: Adam learning rate.
+        betas: Adam's moment decay rates (Pyro's SS-VAE example uses (0.95, 0.999)).
         batch_size: unlabelled images per step.
         labelled_batch_size: labelled images per step.
         transform: applied to every training batch (e.g. dynamic binarization).
@@ -82,7 +83,7 @@ class SemiSupervisedTrainer:
                  progress: bool = True, generator: torch.Generator | None = None,
                  callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
                  loss: SemiSupervisedLoss | None = None,
-                 labelled_weight: float | str = 1.0) -> None:
+                 labelled_weight: float | str = 1.0, betas: tuple[float, float] = (0.9, 0.999)) -> None:
         if labelled_weight != "proportional" and not (isinstance(labelled_weight, (int, float))
                                                       and labelled_weight > 0):
             raise ValueError(f"labelled_weight must be a positive number or 'proportional', got {labelled_weight!r}")
@@ -90,7 +91,7 @@ class SemiSupervisedTrainer:
         self.labelled_weight = labelled_weight
         self._weight = 1.0 if labelled_weight == "proportional" else float(labelled_weight)
         self.loss = loss or SemiSupervisedLoss(module)
-        self.optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=lr, betas=betas)
         self.batch_size = batch_size
         self.labelled_batch_size = labelled_batch_size
         self.transform = transform

@@ -1,0 +1,65 @@
+"""``torch.compile`` for the heavy pure-tensor parts of importance-sampled evaluation.
+
+With k = 5000 samples per image almost all of ``log p(x)``'s time goes to the decoder and the
+likelihood of its output: a matrix product, then several elementwise passes over a
+(k, batch, pixels) tensor. Compiled, the elementwise passes fuse into one loop, which brings
+the whole evaluation close to its matrix-product floor (benchmarks/README.md).
+
+Inside :func:`compiled_kernels`, and only while gradients are off, every
+:class:`~pyrovae.likelihoods.Likelihood` runs its network through ``torch.compile`` and the
+Bernoulli image likelihood scores with one fused kernel. Outside it nothing changes. Where
+compilation fails (no C++ compiler on the machine, an unsupported operation), one warning says
+so and the eager code runs instead, for the rest of the session.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+_depth = 0
+_failure: str | None = None
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def compiled_kernels(enabled: bool = True) -> Iterator[None]:
+    """Run the block with compiled likelihood kernels (no-op when ``enabled`` is False)."""
+    global _depth
+    if not enabled:
+        yield
+        return
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+
+
+def active() -> bool:
+    """Whether compiled kernels should be used here and now (inside the block, gradients off)."""
+    return _depth > 0 and _failure is None and not torch.is_grad_enabled()
+
+
+def call(fn: Callable, *args: Any) -> Any:
+    """``torch.compile(fn)(*args)``, compiled once per ``fn`` (shapes dynamic); ``fn(*args)``
+    when compilation fails, after one warning."""
+    global _failure
+    compiled = _cache.get(fn)
+    if compiled is None:
+        compiled = _cache[fn] = torch.compile(fn, dynamic=True)
+    try:
+        return compiled(*args)
+    except Exception as error:  # noqa: BLE001 - any compiler failure; a real error recurs eagerly
+        _failure = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+        warnings.warn(f"pyrovae: torch.compile failed here ({_failure}); evaluating without it",
+                      RuntimeWarning, stacklevel=2)
+        return fn(*args)
+
+
+__all__ = ["compiled_kernels", "active", "call"]
