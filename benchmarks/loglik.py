@@ -36,7 +36,7 @@ from pyrovae.metrics import elbo_parts
 from pyrovae.priors import GaussianMixturePrior, VampPrior
 
 RESULTS = Path(__file__).parent / "results" / "loglik.csv"
-FIELDS = ["model", "epochs", "num_particles", "batch_size", "lr", "train_seconds", "eval_seconds",
+FIELDS = ["model", "epochs", "num_particles", "batch_size", "lr", "mean_init", "train_seconds", "eval_seconds",
           "eval_images", "importance_samples", "test_elbo", "test_nll", "active_units", "threads",
           "date", "command"]
 
@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-epochs", type=float, default=0.0,
                         help="linear KL warm-up from 0 to 1 over this many epochs (Tomczak and Welling use it; "
                              "without it the VampPrior run collapses to KL 0 within two epochs)")
+    parser.add_argument("--mean-init", action=argparse.BooleanOptionalAction, default=True,
+                        help="start the decoder's output bias at the training images' mean, as pyrovae "
+                             "train does (without it the tanh network sits on a collapsed plateau, KL near 0, "
+                             "for the first epochs, and a VampPrior run never leaves it)")
     parser.add_argument("--eval-subset", type=int, default=None, help="evaluate on the first M test images")
     parser.add_argument("--num-samples", type=int, default=5000, help="importance samples for log p(x)")
     parser.add_argument("--data-root", default="/work/shared/data")
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_subset is not None:
         test = test[: args.eval_subset]
     vae = build_vae(args.config, init_images=data.train_images)
+    if args.mean_init:
+        vae.likelihood.init_output_bias(data.train_images)
     objective = IWAE(args.num_particles) if args.config == "iwae" else Trace_ELBO()
     trainer = Trainer(vae, objective=objective, lr=args.lr, batch_size=args.batch_size,
                       transform=dynamic_binarize, progress=False, warmup_epochs=args.warmup_epochs,
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     row = {
         "model": args.config, "epochs": args.epochs,
         "num_particles": args.num_particles if args.config == "iwae" else 1,
-        "batch_size": args.batch_size, "lr": args.lr, "train_seconds": round(record.seconds, 1),
+        "batch_size": args.batch_size, "lr": args.lr, "mean_init": args.mean_init, "train_seconds": round(record.seconds, 1),
         "eval_seconds": round(eval_seconds, 1), "eval_images": test.shape[0],
         "importance_samples": args.num_samples, "test_elbo": round(elbo, 2), "test_nll": round(nll, 2),
         "active_units": active, "threads": args.threads,

@@ -31,6 +31,7 @@ def main() -> None:
         likelihood=pyrovae.BernoulliLikelihood(pyrovae.MLP(latent_dim, [400], 784), (1, 28, 28)),
         prior=pyrovae.StandardNormalPrior(latent_dim),
     )
+    vae.likelihood.init_output_bias(train)  # the decoder starts at the mean digit
     svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
 
     for epoch in range(1, epochs + 1):
