@@ -15,7 +15,6 @@ so and the eager code runs instead, for the rest of the session.
 from __future__ import annotations
 
 import warnings
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +23,7 @@ import torch
 
 _depth = 0
 _failure: str | None = None
-_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_cache: dict[Callable, Callable] = {}
 
 
 @contextmanager
@@ -39,6 +38,10 @@ def compiled_kernels(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         _depth -= 1
+        if _depth == 0:
+            # A compiled module holds its network: let the networks go with the block (torch's
+            # own caches make compiling the same network again in a later block quick).
+            _cache.clear()
 
 
 def active() -> bool:
