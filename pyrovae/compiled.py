@@ -14,6 +14,7 @@ so and the eager code runs instead, for the rest of the session.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,6 +56,8 @@ def call(fn: Callable, *args: Any) -> Any:
     global _failure
     compiled = _cache.get(fn)
     if compiled is None:
+        # Inductor's C++ build logs "No CUDA runtime is found" on every CPU-only machine: noise.
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         compiled = _cache[fn] = torch.compile(fn, dynamic=True)
     try:
         return compiled(*args)
