@@ -48,7 +48,7 @@ def log_likelihood(
         chunk_size: particles per vectorized pass.
         batch_size: data points per pass.
         compile: run the likelihood's network and its log-density through ``torch.compile``
-            (:mod:`pyrovae.compiled`; a few seconds to compile, then about twice as fast on a
+            (:mod:`pyrovae.compiled`; a few seconds to compile, then about 1.5 times as fast on a
             CPU). None: when the work is large, ``num_samples * N`` of ten million or more
             (k = 1000 on the 10,000 test images), where compiling pays for itself.
 
