@@ -21,13 +21,14 @@ from contextlib import nullcontext
 from typing import Any
 
 from pyro import poutine
-from pyro.distributions.util import scale_and_mask
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import is_identically_zero, is_validation_enabled, torch_item
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
 from pyro.util import warn_if_nan
 from torch import Tensor, nn
+
+from pyrovae.importance import site_log_prob
 
 
 class SyncFreeTrace_ELBO(Trace_ELBO):
@@ -153,11 +154,6 @@ class _SiteRecorder(Messenger):
         self.sites.append({key: msg[key] for key in ("fn", "value", "args", "kwargs", "scale", "mask")})
 
 
-def _site_log_prob(site: dict) -> Tensor:
-    log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
-    return scale_and_mask(log_p, site["scale"], site["mask"])
-
-
 def _lean_negative_elbo(model: Callable, guide: Callable, args: tuple, kwargs: dict) -> Tensor | None:
     """``-(sum_model log p - sum_guide log q)`` at one draw from the guide: ``Trace_ELBO``'s
     one-particle estimate for a fully reparameterized guide, without trace objects. None when
@@ -177,8 +173,8 @@ def _lean_negative_elbo(model: Callable, guide: Callable, args: tuple, kwargs: d
     model_run = _SiteRecorder(replay=guide_run.values)
     with model_run:
         model(*args, **kwargs)
-    model_sums = [_site_log_prob(site).sum() for site in model_run.sites]
-    guide_terms = [_site_log_prob(site) for site in guide_run.sites]
+    model_sums = [site_log_prob(site).sum() for site in model_run.sites]
+    guide_terms = [site_log_prob(site) for site in guide_run.sites]
     surrogate_elbo: Tensor | float = 0.0
     for term in model_sums:
         surrogate_elbo = surrogate_elbo + term

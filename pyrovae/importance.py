@@ -108,8 +108,11 @@ def _per_point(log_prob: Tensor, max_plate_nesting: int, keep: list[int]) -> Ten
     return log_prob.reshape(log_prob.shape[0], *[log_prob.shape[d] for d in keep])
 
 
-def _site_log_prob(site: dict, value: Tensor) -> Tensor:
-    log_prob = site["fn"].log_prob(value)
+def site_log_prob(site: dict) -> Tensor:
+    """A sample site's log-density at its value, scaled and masked as ``Trace.compute_log_prob``
+    does; ``site`` is a trace node or a recorded message (``fn``, ``value``, ``args``,
+    ``kwargs``, ``scale``, ``mask``)."""
+    log_prob = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
     return scale_and_mask(log_prob, site["scale"], site["mask"])
 
 
@@ -175,7 +178,7 @@ def trace_log_density(trace: poutine.Trace, max_plate_nesting: int, keep: list[i
     total: Tensor | float = 0.0
     for site in trace.nodes.values():
         if site["type"] == "sample" and not (latent_only and site["is_observed"]):
-            total = total + _per_point(_site_log_prob(site, site["value"]), max_plate_nesting, keep)
+            total = total + _per_point(site_log_prob(site), max_plate_nesting, keep)
     if not torch.is_tensor(total):
         raise ImportanceError("the trace has no sample sites; there is nothing to weigh")
     return total.reshape(total.shape[0], -1)

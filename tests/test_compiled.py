@@ -24,11 +24,12 @@ def test_compiled_log_likelihood_equals_the_eager_one():
                                rtol=1e-5, atol=1e-4)
 
 
-def test_kernels_are_used_only_inside_the_block_and_without_gradients():
+def test_kernels_are_used_only_inside_the_block_and_without_gradients(monkeypatch):
+    monkeypatch.setattr(compiled, "_failure", None)  # as on a machine where compiling works
     assert not compiled.active()
     with compiled.compiled_kernels():
         with torch.no_grad():
-            assert compiled.active() or compiled._failure is not None
+            assert compiled.active()
         assert not compiled.active()  # training keeps the eager path
     with compiled.compiled_kernels(enabled=False), torch.no_grad():
         assert not compiled.active()

@@ -11,6 +11,7 @@ from pyro.infer import Trace_ELBO
 from pyrovae import LatentScale
 from pyrovae.elbo import SyncFreeTrace_ELBO, _lean_negative_elbo
 from prior_guide_parts import GUIDES, PRIORS, build_vae, context_for, toy_data
+from test_training_fast_path import discrete_latent_pair
 
 PAIRS = [(prior, "diagonal") for prior in PRIORS if prior != "gmm_enum"] + [
     ("standard", guide) for guide in GUIDES if guide != "diagonal"]
@@ -73,15 +74,7 @@ def test_subsampled_plate_mask_and_a_model_only_latent_are_scored_as_trace_elbo_
 
 
 def test_a_non_reparameterized_guide_takes_pyros_path_and_is_remembered():
-    theta = torch.nn.Parameter(torch.tensor(0.3))
-
-    def model(x):
-        c = pyro.sample("c", dist.Bernoulli(0.5))
-        pyro.sample("x", dist.Normal(c, 1.0), obs=x)
-
-    def guide(x):
-        pyro.sample("c", dist.Bernoulli(logits=theta))
-
+    model, guide, theta = discrete_latent_pair()
     x = torch.tensor(0.7)
     assert _lean_negative_elbo(model, guide, (x,), {}) is None
     objective = SyncFreeTrace_ELBO()

@@ -41,7 +41,9 @@ def test_sync_free_elbo_matches_trace_elbo_value_and_gradient():
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
-def test_sync_free_elbo_takes_pyros_path_for_non_reparameterized_guides():
+def discrete_latent_pair():
+    """A model and guide with one Bernoulli latent sampled in the guide (no reparameterization),
+    and the guide's parameter: ``(model, guide, theta)``."""
     theta = torch.nn.Parameter(torch.tensor(0.3))
 
     def model(x):
@@ -51,6 +53,11 @@ def test_sync_free_elbo_takes_pyros_path_for_non_reparameterized_guides():
     def guide(x):
         pyro.sample("c", dist.Bernoulli(logits=theta))
 
+    return model, guide, theta
+
+
+def test_sync_free_elbo_takes_pyros_path_for_non_reparameterized_guides():
+    model, guide, theta = discrete_latent_pair()
     holder = torch.nn.Module()
     holder.theta = theta
     x = torch.tensor(0.7)
