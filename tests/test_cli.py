@@ -78,6 +78,18 @@ def test_enumerated_prior_refuses_an_objective_that_cannot_enumerate(tmp_path, c
     assert "use --objective elbo" in capsys.readouterr().err
 
 
+def test_pretrained_mixture_start_trains_and_checks_its_prior(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--train-size", "200", "--epochs", "1", "--hidden", "16",
+                 "--latent-dim", "3", "--num-components", "4", "--no-progress", "--prior", "gmm-enum",
+                 "--pretrain-epochs", "1"]) == 0
+    assert "mixture fitted" in capsys.readouterr().out
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["pretrain_epochs"] == 1
+    assert main(["train", "--out", str(tmp_path / "x"), *SMALL, "--pretrain-epochs", "2"]) == 2
+    assert "needs --prior gmm or gmm-enum" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 M2_SMALL = ["--train-size", "400", "--validation-size", "100", "--epochs", "1", "--hidden", "16",
             "--latent-dim", "4", "--batch-size", "50", "--no-progress"]
 

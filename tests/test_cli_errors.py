@@ -208,6 +208,7 @@ def test_unknown_option(tmp_path, capsys):
     ("--checkpoint-every", "-5", "--checkpoint-every must be 0"),
     ("--max-nonfinite-steps", "0", "--max-nonfinite-steps must be at least 1"),
     ("--train-size", "0", "--train-size must be at least 1"),
+    ("--pretrain-epochs", "-1", "--pretrain-epochs must be 0"),
     ("--epochs", "two", "argument --epochs: invalid int value: 'two'"),
 ])
 def test_value_out_of_range(tmp_path, capsys, flag, value, phrase):

@@ -24,6 +24,8 @@ HELP = {
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
              "gives clusters), vamp, flow or hierarchical",
     "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
+    "pretrain_epochs": "gmm, gmm-enum: first train this many epochs as an autoencoder, then start the "
+                       "mixture at an EM fit to the codes (VaDE's start; better clusters); 0: random start",
     "guide": "guide q(z|x): diagonal, iaf (inverse autoregressive flow), lowrank or fullcov",
     "num_flows": "flow layers of the iaf guide and the flow prior",
     "rank": "rank of the lowrank guide's covariance factor",

@@ -35,6 +35,7 @@ class TrainConfig:
     likelihood: str = "bernoulli"
     prior: str = "normal"
     num_components: int = 10
+    pretrain_epochs: int = 0
     guide: str = "diagonal"
     num_flows: int = 2
     rank: int = 2
@@ -86,6 +87,12 @@ class TrainConfig:
             raise ConfigError(f"--beta must be non-negative, got {self.beta}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"--warmup-epochs must be non-negative, got {self.warmup_epochs}")
+        if self.pretrain_epochs < 0:
+            raise ConfigError(f"--pretrain-epochs must be 0 (no pretraining) or more, got {self.pretrain_epochs}")
+        if self.pretrain_epochs and (self.prior not in ("gmm", "gmm-enum") or self.model != "vae"):
+            raise ConfigError(f"--pretrain-epochs starts a mixture prior from an autoencoder's codes; it needs "
+                              f"--prior gmm or gmm-enum with --model vae, got --prior {self.prior} --model "
+                              f"{self.model}: drop --pretrain-epochs or change the prior")
         if self.model not in ("vae", "m2", "cvae"):
             raise ConfigError(f"--model must be vae, m2 or cvae, got {self.model!r}")
         if self.labels < 1 or self.is_samples < 1 or self.baseline_epochs < 1:

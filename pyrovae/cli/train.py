@@ -19,6 +19,7 @@ from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.distributed import DataParallel, launched_by_torchrun
 from pyrovae.interrupts import stop_on_signals
+from pyrovae.mixture_start import pretrain_mixture_prior
 from pyrovae.report import save_run_pictures
 from pyrovae.training import Trainer, TrainingRecord
 
@@ -128,6 +129,15 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     if config.binarize:
         transform = lambda x: dynamic_binarize(x, generator)  # noqa: E731
         test = binarize_once(test, seed=config.seed)
+
+    if config.pretrain_epochs and payload is None:
+        if parallel is not None:
+            raise ConfigError("--pretrain-epochs runs on one process; pretrain without torchrun, or drop it")
+        print(f"pretraining: {config.pretrain_epochs} epochs as an autoencoder, then a {config.num_components}-"
+              "component mixture fitted to the codes starts the prior")
+        fit = pretrain_mixture_prior(vae, train, config.pretrain_epochs, lr=config.lr, batch_size=config.batch_size,
+                                     transform=transform, progress=config.progress, generator=generator)
+        print(f"mixture fitted: mean log-density of the codes {fit.mean_log_likelihood:.2f}")
 
     metrics_path = out / METRICS_NAME
     saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.mixture_fit import MixtureFit, fit_diagonal_gmm
 from pyrovae.priors.base import Prior
 
 
@@ -98,6 +99,23 @@ class GaussianMixturePrior(Prior):
             return pyro.sample(name, self(context))
         c = pyro.sample(f"{name}_component", self.mixing(), infer={"enumerate": "parallel"})
         return pyro.sample(name, self.component(c))
+
+    @torch.no_grad()
+    def fit_to(self, z: Tensor, iterations: int = 200, restarts: int = 3,
+               generator: torch.Generator | None = None) -> MixtureFit:
+        """Set the weights, means and scales to a mixture fitted by EM to the codes ``z``
+        ``(N, latent_dim)``, as VaDE starts its prior from a pretrained encoder's codes (see
+        :mod:`pyrovae.mixture_fit` and :func:`pyrovae.mixture_start.pretrain_mixture_prior`).
+        Returns the fit."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"codes must be (N, {self.latent_dim}), got shape {tuple(z.shape)}")
+        fit = fit_diagonal_gmm(z, self.num_components, iterations, restarts, generator=generator)
+        self.logits.copy_(fit.weights.log())
+        self.loc.copy_(fit.means)
+        # invert scale = softplus(raw) + 1e-4; softplus^-1(y) = y + log(-expm1(-y))
+        target = (fit.scales - 1e-4).clamp_min(1e-6)
+        self.raw_scale.copy_(target + torch.log(-torch.expm1(-target)))
+        return fit
 
     # -- using the mixture ------------------------------------------------------------------
 
