@@ -159,3 +159,18 @@ def test_proportional_labelled_weight_is_the_labelled_share():
     assert trainer._weight == pytest.approx(6 / split.unlabelled_images.shape[0])
     with pytest.raises(ValueError, match="proportional"):
         SemiSupervisedTrainer(tiny_m2(), labelled_weight=0)
+
+
+def test_labelled_every_adds_the_labelled_loss_on_every_nth_step_only():
+    labels = torch.arange(K).repeat(40)
+    split = split_labelled(torch.randn(labels.shape[0], X), labels, num_labelled=6, num_validation=0, seed=0)
+    trainer = SemiSupervisedTrainer(tiny_m2(), batch_size=16, labelled_batch_size=6, progress=False,
+                                    labelled_every=3)
+    calls = []
+    labelled = trainer.loss.labelled
+    trainer.loss.labelled = lambda x, y: calls.append(trainer.record.steps) or labelled(x, y)
+    record = trainer.fit(split, epochs=1)
+    assert record.steps == 8 and calls == [0, 3, 6]
+    assert record.last("train_labelled_loss") > 0  # the mean over the steps that had labels
+    with pytest.raises(ValueError, match="labelled_every"):
+        SemiSupervisedTrainer(tiny_m2(), labelled_every=0)
