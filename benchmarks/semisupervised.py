@@ -38,7 +38,7 @@ from pathlib import Path
 import pyro
 import torch
 
-from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, Trainer
+from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, NormalLikelihood, Trainer
 from pyrovae.data import load_dataset
 from pyrovae.data.quadrants import hide_quadrants
 from pyrovae.data.semisupervised import split_labelled
@@ -63,16 +63,70 @@ def append_row(**row) -> None:
                          "command": " ".join(shlex.quote(a) for a in sys.argv), **row})
 
 
+def m1_codes(args, split, test_images):
+    """Kingma et al.'s M1 for the stacked M1+M2: a VAE (784-500-50, softplus, Bernoulli on grey
+    pixels; Kingma et al. used 600-600, which here sits on the collapsed plateau, KL 0.1, for
+    the first epochs) trained without labels on the labelled and unlabelled images (not the
+    validation ones); returns ``encode`` (posterior means, ``(N, 50)``) applied to every part of
+    the split and to the test images, and M1's posterior standard deviation per dimension,
+    averaged over the unlabelled images, ``(50,)``."""
+    from pyrovae import VAE, StandardNormalPrior
+
+    d = 50
+    m1 = VAE(DiagonalNormalEncoder(MLP((1, 28, 28), (500,), 2 * d), d),
+             BernoulliLikelihood(MLP(d, (500,), 784), (1, 28, 28)), StandardNormalPrior(d), name="m1")
+    images = torch.cat([split.labelled_images, split.unlabelled_images])
+    if args.m1_state is not None and args.m1_state.exists():  # the same 50,000 images for every N
+        m1.load_state_dict(torch.load(args.m1_state, weights_only=True))
+        print(f"M1 loaded from {args.m1_state}", flush=True)
+        return _encode_split(m1, split, test_images)
+    m1.likelihood.init_output_bias(images)
+    Trainer(m1, progress=False, generator=torch.Generator().manual_seed(args.seed),
+            callbacks=[lambda t, f: print(f"M1 epoch {f['epoch']}: test ELBO {f['test_elbo']:.2f}", flush=True)]
+            ).fit(images, test_images[:2000], args.m1_epochs)
+    if args.m1_state is not None:
+        args.m1_state.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(m1.state_dict(), args.m1_state)
+    return _encode_split(m1, split, test_images)
+
+
+def _encode_split(m1, split, test_images):
+    """The split and the test images replaced by M1's posterior means, ``(N, 50)``, and the mean
+    posterior standard deviation per dimension."""
+
+    def encode(x):
+        return torch.cat([m1.encode(x[i : i + 5000]) for i in range(0, x.shape[0], 5000)])
+
+    codes = dataclasses.replace(split, labelled_images=encode(split.labelled_images),
+                                unlabelled_images=encode(split.unlabelled_images),
+                                validation_images=encode(split.validation_images))
+    with torch.no_grad():
+        noise = torch.cat([m1.encoder.loc_scale(split.unlabelled_images[i : i + 5000])[1]
+                           for i in range(0, split.unlabelled_images.shape[0], 5000)]).mean(0)
+    return codes, encode(test_images), noise
+
+
 def run_m2(args, data) -> None:
     split = split_labelled(data.train_images, data.train_labels, args.labels, num_validation=10000,
                            seed=args.seed)
     if args.train_size:  # fewer unlabelled images per epoch (the split is drawn first, unchanged)
         split = dataclasses.replace(split, unlabelled_images=split.unlabelled_images[: args.train_size])
+    start = time.perf_counter()
     k, d, h = 10, 50, args.hidden
-    m2 = M2(MLP((1, 28, 28), (h,), k), DiagonalNormalEncoder(MLP(784 + k, (h,), 2 * d), d, context_dim=k),
-            BernoulliLikelihood(MLP(d + k, (h,), 784), (1, 28, 28)), k, alpha=args.alpha)
+    test_images, transform = data.test_images, None
+    if args.m1_epochs:  # M2 on M1's codes, Normal likelihood with a learned scale per code dimension
+        split, test_images, noise = m1_codes(args, split, test_images)
+        if args.m1_noise:  # Kingma et al. train M2 on draws from q(z1 | x), not on the means
+            transform = lambda codes: codes + noise * torch.randn_like(codes)  # noqa: E731
+        pixels = split.unlabelled_images.shape[1]
+        m2 = M2(MLP(pixels, (h,), k), DiagonalNormalEncoder(MLP(pixels + k, (h,), 2 * d), d, context_dim=k),
+                NormalLikelihood(MLP(d + k, (h,), pixels), (pixels,), scale=None, init_scale=1.0), k,
+                alpha=args.alpha)
+    else:
+        m2 = M2(MLP((1, 28, 28), (h,), k), DiagonalNormalEncoder(MLP(784 + k, (h,), 2 * d), d, context_dim=k),
+                BernoulliLikelihood(MLP(d + k, (h,), 784), (1, 28, 28)), k, alpha=args.alpha)
     if args.mean_init:
-        m2.likelihood.init_output_bias(data.train_images)
+        m2.likelihood.init_output_bias(torch.cat([split.labelled_images, split.unlabelled_images]))
     best = {"val_accuracy": -1.0}
     state = None
 
@@ -82,27 +136,30 @@ def run_m2(args, data) -> None:
         if figures["val_accuracy"] > best["val_accuracy"]:
             best, state = dict(figures), copy.deepcopy(m2.state_dict())
 
-    start = time.perf_counter()
     trainer = SemiSupervisedTrainer(m2, lr=args.lr, betas=(args.beta1, 0.999),
                                     batch_size=200, labelled_batch_size=100, progress=False,
                                     generator=torch.Generator().manual_seed(args.seed), callbacks=[keep_best],
                                     labelled_weight=(args.labelled_weight if args.labelled_weight == "proportional"
-                                                     else float(args.labelled_weight)))
+                                                     else float(args.labelled_weight)),
+                                    labelled_every=args.labelled_every, transform=transform)
     record = trainer.fit(split, args.epochs)
     m2.load_state_dict(state)
-    test_accuracy = m2.accuracy(data.test_images, data.test_labels)
+    test_accuracy = m2.accuracy(test_images, data.test_labels)
     seconds = time.perf_counter() - start
-    out = RESULTS / "semisupervised" / f"m2_labels{args.labels}_seed{args.seed}"
-    save_class_samples(m2, out.with_name(out.name + "_classes.png"))
-    save_analogies(m2, data.test_images[:8], out.with_name(out.name + "_analogies.png"))
-    append_row(model="m2", labels=args.labels, quadrants="", epochs=args.epochs, seed=args.seed,
+    if not args.m1_epochs:  # the stacked model's M2 draws codes, not images
+        out = RESULTS / "semisupervised" / f"m2_labels{args.labels}_seed{args.seed}"
+        save_class_samples(m2, out.with_name(out.name + "_classes.png"))
+        save_analogies(m2, data.test_images[:8], out.with_name(out.name + "_analogies.png"))
+    append_row(model="m1+m2" if args.m1_epochs else "m2", labels=args.labels, quadrants="", epochs=args.epochs, seed=args.seed,
                seconds=round(seconds, 1), metric="test_accuracy_at_best_val_epoch",
                figure=round(test_accuracy, 4),
                notes=f"{split.unlabelled_images.shape[0]} unlabelled images per epoch; hidden {h}; "
                      f"best val epoch {best['epoch']} val_acc {best['val_accuracy']:.4f}; last epoch "
                      f"val_acc {record.last('val_accuracy'):.4f}; alpha {args.alpha}; "
-                     f"{record.steps} steps; labelled loss weight {trainer._weight:.4g}; "
+                     f"{record.steps} steps; labelled loss weight {trainer._weight:.4g} every "
+                     f"{args.labelled_every} step(s); "
                      f"Adam lr {args.lr:g} beta1 {args.beta1:g}; mean init {args.mean_init}; "
+                     f"{f'M1 {args.m1_epochs} epochs, state {args.m1_state} (training time included when trained here), noise {args.m1_noise}; ' if args.m1_epochs else ''}"
                      f"{args.threads} thread(s) on a 2-core machine")
     print(f"m2 labels={args.labels}: test accuracy {test_accuracy:.4f} (epoch {best['epoch']}), "
           f"{seconds:.0f} s", flush=True)
@@ -177,6 +234,17 @@ def main() -> None:
     parser.add_argument("--beta1", type=float, default=0.9, help="m2: Adam's first moment decay")
     parser.add_argument("--labelled-weight", default="1",
                         help="m2: weight of the labelled loss, a number or 'proportional' (N_labelled / N_unlabelled)")
+    parser.add_argument("--labelled-every", type=int, default=1,
+                        help="m2: add the labelled loss on every n-th step only (Pyro's SS-VAE example: "
+                             "one labelled batch per epoch at 100 labels, i.e. 250 at batch 200)")
+    parser.add_argument("--m1-epochs", type=int, default=0,
+                        help="m2: stack M2 on the codes of an M1 VAE trained this many epochs (Kingma et al.'s M1+M2)")
+    parser.add_argument("--m1-noise", action=argparse.BooleanOptionalAction, default=False,
+                        help="m2 on M1: add Gaussian noise with M1's mean posterior std per dimension to "
+                             "every training batch of codes (approximating Kingma et al.'s draws from q(z1|x))")
+    parser.add_argument("--m1-state", type=Path, default=None,
+                        help="m2: load M1 from this file if it exists, else train it and save it here "
+                             "(the labelled and unlabelled images are the same 50,000 for every N)")
     parser.add_argument("--is-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=500, help="m2: hidden units per layer")

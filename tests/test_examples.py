@@ -22,6 +22,7 @@ EXAMPLES = {
     "resumable_svi.py": "resumed run equals the straight run: True",
     "ddp_vae.py": "images per step",
     "semisupervised_m2.py": "test accuracy",
+    "stacked_m1_m2.py": "test accuracy of M1+M2",
     "conditional_vae.py": "test conditional NLL",
 }
 
