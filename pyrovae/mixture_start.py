@@ -5,9 +5,9 @@ A mixture prior started at random means lets its components settle wherever the 
 first codes happen to fall, and the clusters then split digits by stroke width as readily as
 by class. VaDE (Jiang et al. 2017) first trains encoder and decoder without the prior, fits
 a Gaussian mixture to the codes of the training data, and only then trains the full model.
-Measured on full MNIST with VaDE's networks (benchmarks/clustering.py, README there): the
-Hungarian-matched test accuracy right after the fit is 72.6%, against 57.1% for a random start
-after 20 epochs of training.
+Measured on full MNIST with VaDE's networks (benchmarks/clustering.py, README there):
+Hungarian-matched test accuracy 76.3% after 10 pretraining and 20 training epochs (72.6% right
+after the fit), against 61.4% for a random start after 20 training epochs.
 """
 
 from __future__ import annotations

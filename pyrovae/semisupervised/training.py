@@ -79,6 +79,9 @@ class SemiSupervisedTrainer:
         labelled_every: add the labelled batch's loss on every n-th step only (the other steps
             see unlabelled images alone). Pyro's SS-VAE example interleaves one labelled step
             per ``N_train / N_labelled`` batches (one per epoch at 100 labels); default 1, every step.
+            Measured with 100 labels, Pyro's optimizer and ``labelled_every=250``: validation
+            accuracy at most 61.5% in 13 epochs, against 72.7% with every step
+            (benchmarks/results/semisupervised/m2_labels100_pyro_schedule_13epochs.log).
     """
 
     def __init__(self, module: nn.Module, *, lr: float = 1e-3, batch_size: int = 200,
