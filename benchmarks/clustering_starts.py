@@ -48,7 +48,8 @@ def main() -> None:
         accuracy = cluster_accuracy(prior.cluster(test), labels)
         print(f"EM, one restart, seed {seed}: mean log-density {fit.mean_log_likelihood:.3f}, "
               f"test accuracy {accuracy:.4f}")
-    for name, transform in [("k-means", lambda z: z), ("k-means, normalized codes", lambda z: z / z.norm(dim=1, keepdim=True))]:
+    ways = [("k-means", lambda z: z), ("k-means, normalized codes", lambda z: z / z.norm(dim=1, keepdim=True))]
+    for name, transform in ways:
         z_train, z_test = transform(train).double().numpy(), transform(test).double().numpy()
         for seed in range(args.seeds):
             centres, _ = kmeans2(z_train, 10, minit="++", seed=seed)

@@ -8,7 +8,8 @@ tutorial). Protocols:
   subset of N of the other 50,000 (seeded), the rest unlabelled; grey pixels, Bernoulli
   likelihood; nets 784-500-(z 50) as in Pyro's tutorial; every step one batch of 200 unlabelled
   and one of up to 100 labelled images; alpha = 50. The epoch with the best *validation*
-  accuracy is kept and its accuracy on the 10,000 test images is the figure.
+  accuracy is kept and its accuracy on the 10,000 test images is the figure. With
+  ``--m1-epochs`` the same M2 runs on the codes of Kingma et al.'s M1 (see ``m1_codes``).
 * CVAE: full MNIST, the same 10,000 validation images for early stopping of the baseline
   (patience 3); baseline 784-500-500-784 ReLU; CVAE prior/recognition 784-500-500-(z 50),
   generation (z + 784 context)-500-500-784; the CVAE epoch with the best validation
@@ -146,11 +147,14 @@ def run_m2(args, data) -> None:
     m2.load_state_dict(state)
     test_accuracy = m2.accuracy(test_images, data.test_labels)
     seconds = time.perf_counter() - start
+    stacked = (f"M1 {args.m1_epochs} epochs, state {args.m1_state} (training time included when trained "
+               f"here), noise {args.m1_noise}; " if args.m1_epochs else "")
     if not args.m1_epochs:  # the stacked model's M2 draws codes, not images
         out = RESULTS / "semisupervised" / f"m2_labels{args.labels}_seed{args.seed}"
         save_class_samples(m2, out.with_name(out.name + "_classes.png"))
         save_analogies(m2, data.test_images[:8], out.with_name(out.name + "_analogies.png"))
-    append_row(model="m1+m2" if args.m1_epochs else "m2", labels=args.labels, quadrants="", epochs=args.epochs, seed=args.seed,
+    append_row(model="m1+m2" if args.m1_epochs else "m2", labels=args.labels, quadrants="",
+               epochs=args.epochs, seed=args.seed,
                seconds=round(seconds, 1), metric="test_accuracy_at_best_val_epoch",
                figure=round(test_accuracy, 4),
                notes=f"{split.unlabelled_images.shape[0]} unlabelled images per epoch; hidden {h}; "
@@ -159,7 +163,7 @@ def run_m2(args, data) -> None:
                      f"{record.steps} steps; labelled loss weight {trainer._weight:.4g} every "
                      f"{args.labelled_every} step(s); "
                      f"Adam lr {args.lr:g} beta1 {args.beta1:g}; mean init {args.mean_init}; "
-                     f"{f'M1 {args.m1_epochs} epochs, state {args.m1_state} (training time included when trained here), noise {args.m1_noise}; ' if args.m1_epochs else ''}"
+                     f"{stacked}"
                      f"{args.threads} thread(s) on a 2-core machine")
     print(f"m2 labels={args.labels}: test accuracy {test_accuracy:.4f} (epoch {best['epoch']}), "
           f"{seconds:.0f} s", flush=True)
@@ -244,7 +248,8 @@ def main() -> None:
                              "every training batch of codes (approximating Kingma et al.'s draws from q(z1|x))")
     parser.add_argument("--m1-state", type=Path, default=None,
                         help="m2: load M1 from this file if it exists, else train it and save it here "
-                             "(the labelled and unlabelled images are the same 50,000 for every N)")
+                             "(the labelled and unlabelled images are the same 50,000 for every N; "
+                             "a loaded M1 keeps the epochs it was trained with)")
     parser.add_argument("--is-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=500, help="m2: hidden units per layer")

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     vae = VAE(encoder, likelihood, prior)
     if args.pretrain_epochs:
         pretrain_mixture_prior(vae, train, args.pretrain_epochs, transform=dynamic_binarize, progress=False)
-        print(f"pretrained {args.pretrain_epochs} epochs; test purity at the start: {purity(vae, test, test_labels):.1%}")
+        start = purity(vae, test, test_labels)
+        print(f"pretrained {args.pretrain_epochs} epochs; test purity at the start: {start:.1%}")
 
     pyro.clear_param_store()
     svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": args.lr}), TraceEnum_ELBO(max_plate_nesting=1))

@@ -3,8 +3,9 @@
 VaDE (Jiang et al. 2017) starts its mixture prior from a mixture fitted to the codes of a
 pretrained autoencoder; a prior started at random means instead lets the components drift
 onto whatever the encoder produces first, and the clusters match the classes less well
-(measured in benchmarks/clustering.py: 61.4% against 76.3% on MNIST). This is that fit, written in torch so it runs on the codes'
-device; :meth:`pyrovae.priors.GaussianMixturePrior.fit_to` copies the result into a prior.
+(benchmarks/clustering.py: 61.4% against 76.3% on MNIST). This is that fit, written in torch
+so it runs on the codes' device; :meth:`pyrovae.priors.GaussianMixturePrior.fit_to` copies the
+result into a prior.
 """
 
 from __future__ import annotations
