@@ -32,9 +32,9 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, Trainer
-from pyrovae.clustering import cluster, cluster_accuracy
+from pyrovae.clustering import cluster, cluster_accuracy, encode_in_chunks
 from pyrovae.data import load_dataset
-from pyrovae.mixture_start import encode_all, pretrain_mixture_prior
+from pyrovae.mixture_start import pretrain_mixture_prior
 from pyrovae.priors import GaussianMixturePrior
 
 RESULTS = Path(__file__).parent / "results" / "clustering.csv"
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     nets = torch.nn.ModuleDict({"encoder": encoder, "likelihood": likelihood})
     if args.init == "fit" and args.load_pretrained is not None:
         nets.load_state_dict(torch.load(args.load_pretrained, weights_only=True))
-        prior.fit_to(encode_all(vae, train), restarts=args.restarts, generator=generator)
+        prior.fit_to(encode_in_chunks(vae, train), restarts=args.restarts, generator=generator)
         print(f"pretrained networks from {args.load_pretrained}", flush=True)
     elif args.init == "fit":
         pretrain_mixture_prior(vae, train, args.pretrain_epochs, kl_weight=args.pretrain_beta,

@@ -21,6 +21,17 @@ def _mixture_prior(vae: VAE) -> GaussianMixturePrior:
 
 
 @torch.no_grad()
+def encode_in_chunks(vae: VAE, x: Tensor, context: Tensor | None = None, batch_size: int = 1000) -> Tensor:
+    """Posterior means ``vae.encode(x)`` of a whole data set, ``batch_size`` points per encoder
+    call so that memory stays bounded; ``(N, latent_dim)``."""
+    parts = []
+    for start in range(0, x.shape[0], batch_size):
+        c = None if context is None else context[start : start + batch_size]
+        parts.append(vae.encode(x[start : start + batch_size], c))
+    return torch.cat(parts)
+
+
+@torch.no_grad()
 def component_probabilities(vae: VAE, x: Tensor, context: Tensor | None = None,
                             batch_size: int = 1000) -> Tensor:
     """``p(c = k | z = encode(x))`` for each data point: the prior's posterior over components at the
@@ -35,12 +46,7 @@ def component_probabilities(vae: VAE, x: Tensor, context: Tensor | None = None,
     Returns:
         ``(N, K)`` probabilities, each row summing to one.
     """
-    prior = _mixture_prior(vae)
-    parts = []
-    for start in range(0, x.shape[0], batch_size):
-        c = None if context is None else context[start : start + batch_size]
-        parts.append(prior.component_posterior(vae.encode(x[start : start + batch_size], c)))
-    return torch.cat(parts)
+    return _mixture_prior(vae).component_posterior(encode_in_chunks(vae, x, context, batch_size))
 
 
 @torch.no_grad()
@@ -59,12 +65,7 @@ def cluster(vae: VAE, x: Tensor, context: Tensor | None = None, batch_size: int 
     Returns:
         LongTensor ``(N,)`` of component indices in ``0..K-1``.
     """
-    prior = _mixture_prior(vae)
-    parts = []
-    for start in range(0, x.shape[0], batch_size):
-        c = None if context is None else context[start : start + batch_size]
-        parts.append(prior.cluster(vae.encode(x[start : start + batch_size], c)))
-    return torch.cat(parts)
+    return _mixture_prior(vae).cluster(encode_in_chunks(vae, x, context, batch_size))
 
 
 def confusion_counts(predicted: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> np.ndarray:
@@ -119,4 +120,4 @@ def _as_int_array(values: Tensor | np.ndarray, what: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-__all__ = ["cluster", "component_probabilities", "cluster_accuracy", "confusion_counts"]
+__all__ = ["cluster", "component_probabilities", "cluster_accuracy", "confusion_counts", "encode_in_chunks"]

@@ -17,17 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from pyrovae.clustering import encode_in_chunks
 from pyrovae.mixture_fit import MixtureFit
 from pyrovae.priors.mixture import GaussianMixturePrior
 from pyrovae.priors.normal import StandardNormalPrior
 from pyrovae.training import Trainer
 from pyrovae.vae import VAE
-
-
-@torch.no_grad()
-def encode_all(vae: VAE, x: Tensor, batch_size: int = 2000) -> Tensor:
-    """Posterior means ``E_q[z | x]`` of every row of ``x``, ``(N, latent_dim)``, in chunks."""
-    return torch.cat([vae.encode(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
 def pretrain_mixture_prior(vae: VAE, train: Tensor, epochs: int, *, kl_weight: float = 0.0,
@@ -63,7 +58,7 @@ def pretrain_mixture_prior(vae: VAE, train: Tensor, epochs: int, *, kl_weight: f
     Trainer(autoencoder, beta=kl_weight, generator=generator, **trainer_kwargs).fit(train, epochs=epochs)
     # k-means++ draws its starts on the CPU; a CUDA generator cannot drive those draws
     fit_generator = generator if generator is not None and generator.device.type == "cpu" else None
-    return vae.prior.fit_to(encode_all(vae, train), restarts=restarts, generator=fit_generator)
+    return vae.prior.fit_to(encode_in_chunks(vae, train), restarts=restarts, generator=fit_generator)
 
 
-__all__ = ["encode_all", "pretrain_mixture_prior"]
+__all__ = ["pretrain_mixture_prior"]
