@@ -12,8 +12,10 @@ tutorial). Protocols:
   ``--m1-epochs`` the same M2 runs on the codes of Kingma et al.'s M1 (see ``m1_codes``).
 * CVAE: full MNIST, the same 10,000 validation images for early stopping of the baseline
   (patience 3); baseline 784-500-500-784 ReLU; CVAE prior/recognition 784-500-500-(z 50),
-  generation (z + 784 context)-500-500-784; the CVAE epoch with the best validation
-  conditional NLL is kept. Figures: test conditional NLL (nats per image, hidden pixels only,
+  generation (z + 784 context)-500-500-784 (``--generation-input z``: z only, as in Pyro's
+  tutorial, whose z has 200 dimensions: ``--latent-dim 200``); the CVAE epoch with the best validation
+  conditional NLL is kept, stopping after 3 epochs without a better one (``--patience``), as
+  Pyro's tutorial does. Figures: test conditional NLL (nats per image, hidden pixels only,
   grey-value cross-entropy) of the baseline and of the CVAE by importance sampling with k
   samples from the recognition network. Note the tutorial's CVAE figure is the negative ELBO
   (Trace_ELBO), an upper bound on the NLL reported here; both are written.
@@ -169,6 +171,10 @@ def run_m2(args, data) -> None:
           f"{seconds:.0f} s", flush=True)
 
 
+class _StopEarly(Exception):
+    """Raised by the CVAE's epoch callback when validation stopped improving."""
+
+
 def run_cvae(args, data) -> None:
     images, test = data.train_images, data.test_images
     generator = torch.Generator().manual_seed(args.seed)
@@ -189,23 +195,31 @@ def run_cvae(args, data) -> None:
                figure=round(baseline_nll, 2),
                notes=f"early stopping patience 3 on validation, max {args.baseline_epochs} epochs; "
                      f"{train.shape[0]} training and {test.shape[0]} test images")
-    d = 50
+    d = args.latent_dim
+    sees_context = args.generation_input == "z+context"
     cvae = ConditionalVAE(DiagonalNormalEncoder(MLP((1, 28, 28), (500, 500), 2 * d, "relu"), d),
                           DiagonalNormalEncoder(MLP((1, 28, 28), (500, 500), 2 * d, "relu"), d),
-                          BernoulliLikelihood(MLP(d + 784, (500, 500), 784, "relu"), (1, 28, 28)),
-                          baseline=baseline)
-    best = {"val_nll": float("inf")}
+                          BernoulliLikelihood(MLP(d + 784 * sees_context, (500, 500), 784, "relu"), (1, 28, 28)),
+                          baseline=baseline, generation_sees_context=sees_context)
+    best = {"val_nll": float("inf"), "epoch": 0}
     state = None
+    epochs_run = 0
 
     def keep_best(trainer, figures):
-        nonlocal best, state
+        nonlocal best, state, epochs_run
+        epochs_run += 1
         figures["val_nll"] = conditional_nll(cvae, val_ctx[:1000], val[:1000], num_samples=20)
         print({k: round(v, 3) for k, v in figures.items()}, flush=True)
         if figures["val_nll"] < best["val_nll"]:
             best, state = dict(figures), copy.deepcopy(cvae.state_dict())
+        elif args.patience and epochs_run - best["epoch"] >= args.patience:
+            raise _StopEarly  # Pyro's tutorial: stop after `patience` epochs without a better one
 
     trainer = Trainer(cvae, progress=False, batch_size=256, generator=generator, callbacks=[keep_best])
-    trainer.fit(ctx, None, args.epochs, train_context=train, eval_size=1000)
+    try:
+        trainer.fit(ctx, None, args.epochs, train_context=train, eval_size=1000)
+    except _StopEarly:
+        pass
     cvae.load_state_dict(state)
     nll = conditional_nll(cvae, test_ctx, test, num_samples=args.is_samples)
     neg_elbo = -sum(cvae.conditional_elbo(test_ctx[i:i + 1000], test[i:i + 1000], 1).sum().item()
@@ -213,11 +227,13 @@ def run_cvae(args, data) -> None:
     seconds = time.perf_counter() - start
     save_completions(cvae, test_ctx[:10], test[:10],
                      RESULTS / "semisupervised" / f"cvae_quadrants{args.quadrants}_seed{args.seed}.png")
-    append_row(model="cvae", labels="", quadrants=args.quadrants, epochs=args.epochs, seed=args.seed,
+    append_row(model="cvae", labels="", quadrants=args.quadrants, epochs=epochs_run, seed=args.seed,
                seconds=round(seconds, 1), metric=f"test_conditional_nll_nats_IS_k{args.is_samples}",
                figure=round(nll, 2),
                notes=f"best val epoch {best['epoch']}; test negative ELBO (1 sample) {neg_elbo:.2f}; "
                      f"{train.shape[0]} training and {test.shape[0]} test images; "
+                     f"early stopping patience {args.patience or 'off'}, max {args.epochs} epochs; "
+                     f"z {d}, generation input {args.generation_input}; "
                      "time includes the baseline; 1 thread on a shared 2-core machine")
     print(f"cvae quadrants={args.quadrants}: IS NLL {nll:.2f}, -ELBO {neg_elbo:.2f}, baseline "
           f"{baseline_nll:.2f}, {seconds:.0f} s", flush=True)
@@ -250,6 +266,11 @@ def main() -> None:
                         help="m2: load M1 from this file if it exists, else train it and save it here "
                              "(the labelled and unlabelled images are the same 50,000 for every N; "
                              "a loaded M1 keeps the epochs it was trained with)")
+    parser.add_argument("--latent-dim", type=int, default=50, help="cvae: size of z (Pyro's tutorial: 200)")
+    parser.add_argument("--generation-input", choices=["z+context", "z"], default="z+context",
+                        help="cvae: what the generation network sees (Pyro's tutorial: z only)")
+    parser.add_argument("--patience", type=int, default=3,
+                        help="cvae: stop after this many epochs without a better validation NLL (0: never)")
     parser.add_argument("--is-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=500, help="m2: hidden units per layer")

@@ -13,11 +13,12 @@ from pyrovae.semisupervised import ConditionalVAE, MaskedBaseline, conditional_n
 SHAPE, D = (1, 8, 8), 3
 
 
-def tiny_cvae(baseline=True):
+def tiny_cvae(baseline=True, generation_sees_context=True):
     net = lambda out, inp=SHAPE: MLP(inp, (16,), out, "relu")  # noqa: E731
     return ConditionalVAE(DiagonalNormalEncoder(net(2 * D), D), DiagonalNormalEncoder(net(2 * D), D),
-                          BernoulliLikelihood(net(64, D + 64), SHAPE),
-                          baseline=MaskedBaseline(net(64)) if baseline else None)
+                          BernoulliLikelihood(net(64, D + 64 * generation_sees_context), SHAPE),
+                          baseline=MaskedBaseline(net(64)) if baseline else None,
+                          generation_sees_context=generation_sees_context)
 
 
 def data(n=6, num_visible=1):
@@ -25,9 +26,10 @@ def data(n=6, num_visible=1):
     return hide_quadrants(images, num_visible), images
 
 
+@pytest.mark.parametrize("sees_context", [True, False])
 @pytest.mark.parametrize("num_visible", [1, 2, 3])
-def test_predictions_have_the_image_shape_and_keep_visible_pixels(num_visible):
-    cvae = tiny_cvae()
+def test_predictions_have_the_image_shape_and_keep_visible_pixels(num_visible, sees_context):
+    cvae = tiny_cvae(generation_sees_context=sees_context)
     context, images = data(num_visible=num_visible)
     for mean in (True, False):
         samples = cvae.predict(context, num_samples=4, mean=mean)
@@ -36,6 +38,17 @@ def test_predictions_have_the_image_shape_and_keep_visible_pixels(num_visible):
         assert torch.equal(samples[:, :, visible], images[:, visible].expand(4, -1, -1))
         assert bool(((samples >= 0) & (samples <= 1)).all())
     assert not torch.equal(samples[0], samples[1])  # z makes completions differ
+
+
+def test_a_generation_network_without_context_sees_only_z():
+    blind, seeing = tiny_cvae(generation_sees_context=False), tiny_cvae()
+    context, _ = data()
+    other_context = hide_quadrants(torch.rand(6, *SHAPE), 1)
+    z = torch.randn(6, D)
+    # same hidden quadrants, different visible pixels: only z decides the completion's distribution
+    assert torch.equal(blind.generate(z, context).mean, blind.generate(z, other_context).mean)
+    assert not torch.equal(seeing.generate(z, context).mean,
+                           seeing.generate(z, other_context).mean)
 
 
 def test_only_hidden_pixels_are_scored():

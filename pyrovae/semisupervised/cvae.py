@@ -45,11 +45,16 @@ class ConditionalVAE(nn.Module):
         recognition_net: ``q(z | context, target)``, an encoder applied to the whole image
             (the context with its hidden pixels filled by the target).
         likelihood: ``p(target | z, context)``; its network takes ``latent_dim + C*H*W`` inputs
-            (the flattened context is its conditioning vector).
+            (the flattened context is its conditioning vector), or ``latent_dim`` inputs when
+            ``generation_sees_context`` is False.
         baseline: a trained :class:`MaskedBaseline` whose prediction fills the hidden pixels
             before the prior network; None leaves them at -1. Only its output is used, under
             ``torch.no_grad``, so training the CVAE leaves it unchanged.
         name: prefix of the parameters in Pyro's param store.
+        generation_sees_context: feed the context to the generation network as well as to the
+            prior network (Sohn et al.'s p(target | z, context)). False gives Pyro's tutorial
+            design, p(target | z): every completion must pass through z, so the generation
+            network cannot learn to ignore it (the cause of a near-zero KL otherwise).
 
     Shapes:
         ``context`` and ``target`` are ``(batch, C, H, W)``; hidden context pixels hold -1; the
@@ -57,8 +62,10 @@ class ConditionalVAE(nn.Module):
     """
 
     def __init__(self, prior_net: Encoder, recognition_net: Encoder, likelihood: Likelihood,
-                 baseline: MaskedBaseline | None = None, name: str = "cvae") -> None:
+                 baseline: MaskedBaseline | None = None, name: str = "cvae",
+                 generation_sees_context: bool = True) -> None:
         super().__init__()
+        self.generation_sees_context = generation_sees_context
         self.prior_net = prior_net
         self.recognition_net = recognition_net
         self.likelihood = likelihood
@@ -101,8 +108,12 @@ class ConditionalVAE(nn.Module):
 
     def generate(self, z: Tensor, context: Tensor) -> dist.Distribution:
         """``p(target | z, context)`` over the hidden pixels; ``z`` is ``(*sample, batch, latent_dim)``."""
-        p = self.likelihood(z, context.flatten(1))
+        p = self.likelihood(z, self._generation_input(context))
         return _hidden_only(p, hidden_pixels(context))
+
+    def _generation_input(self, context: Tensor) -> Tensor | None:
+        """The conditioning vector of the generation network: the flattened context, or none."""
+        return context.flatten(1) if self.generation_sees_context else None
 
     # -- using a trained model ---------------------------------------------------------------
 
@@ -120,9 +131,9 @@ class ConditionalVAE(nn.Module):
         """
         z = self.prior(context).sample((num_samples,))
         if mean:
-            filled = self.likelihood.mean(z, context.flatten(1))
+            filled = self.likelihood.mean(z, self._generation_input(context))
         else:
-            filled = self.likelihood(z, context.flatten(1)).sample()
+            filled = self.likelihood(z, self._generation_input(context)).sample()
         return fill_hidden(context.expand_as(filled), filled)
 
     @torch.no_grad()
