@@ -20,7 +20,7 @@ from pyrovae.evaluation import evaluate_vae
 
 def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", limit: int | None = None,
                  seed: int = 0, device: str = "auto", overwrite: bool = False,
-                 batch_size: int = 100, chunk_size: int = 500) -> dict[str, Any]:
+                 batch_size: int = 100, chunk_size: int | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint and write ``evaluation_<split>_k<num_samples>.json`` and PNGs beside it.
 
     The data are the checkpoint's own data set, binarized once with the run's seed when the run
