@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from pyrovae import MLP, DiagonalNormalEncoder, NormalLikelihood
@@ -174,3 +175,19 @@ def test_labelled_every_adds_the_labelled_loss_on_every_nth_step_only():
     assert record.last("train_labelled_loss") > 0  # the mean over the steps that had labels
     with pytest.raises(ValueError, match="labelled_every"):
         SemiSupervisedTrainer(tiny_m2(), labelled_every=0)
+
+
+@pytest.mark.parametrize("every_step", [False, True])
+def test_semisupervised_trainer_validates_the_first_step_of_each_epoch(every_step):
+    labels = torch.arange(K).repeat(40)
+    split = split_labelled(torch.randn(labels.shape[0], X), labels, num_labelled=6, num_validation=0, seed=0)
+    trainer = SemiSupervisedTrainer(tiny_m2(), batch_size=100, labelled_batch_size=6, progress=False,
+                                    validate_every_step=every_step)
+    seen = []
+    unlabelled = trainer.loss.unlabelled
+    trainer.loss.unlabelled = lambda x: seen.append(is_validation_enabled()) or unlabelled(x)
+    trainer.fit(split, epochs=2)
+    steps = len(seen) // 2
+    assert steps > 1
+    assert seen == ([True] * 2 * steps if every_step else ([True] + [False] * (steps - 1)) * 2)
+    assert is_validation_enabled()  # restored after every step

@@ -7,9 +7,11 @@ Mirrors :class:`pyrovae.training.Trainer` (loss as a module, figures per epoch i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from typing import Any
 
+import pyro
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from torch import Tensor, nn
@@ -82,6 +84,10 @@ class SemiSupervisedTrainer:
             Measured with 100 labels, Pyro's optimizer and ``labelled_every=250``: validation
             accuracy at most 61.5% in 13 epochs, against 72.7% with every step
             (benchmarks/results/semisupervised/m2_labels100_pyro_schedule_13epochs.log).
+        validate_every_step: run Pyro's validation checks on every step. By default, as in
+            :class:`~pyrovae.training.Trainer`, they run (when Pyro validation is enabled) on the
+            first step of every epoch and the first ``step`` called directly: on M2 at batch
+            200 + 100 they cost about a tenth of a step (``benchmarks/speed.py --model m2``).
     """
 
     def __init__(self, module: nn.Module, *, lr: float = 1e-3, batch_size: int = 200,
@@ -90,7 +96,7 @@ class SemiSupervisedTrainer:
                  callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
                  loss: SemiSupervisedLoss | None = None,
                  labelled_weight: float | str = 1.0, betas: tuple[float, float] = (0.9, 0.999),
-                 labelled_every: int = 1) -> None:
+                 labelled_every: int = 1, validate_every_step: bool = False) -> None:
         if labelled_weight != "proportional" and not (isinstance(labelled_weight, (int, float))
                                                       and labelled_weight > 0):
             raise ValueError(f"labelled_weight must be a positive number or 'proportional', got {labelled_weight!r}")
@@ -110,17 +116,46 @@ class SemiSupervisedTrainer:
         self.callbacks = list(callbacks)
         self.record = TrainingRecord()
         self.epoch = 0
+        self.validate_every_step = validate_every_step
+        self._validate_next_step = True
 
     def step(self, x_l: Tensor | None, y_l: Tensor | None, x_u: Tensor) -> tuple[Tensor | None, Tensor]:
         """One optimisation step on ``labelled_weight * labelled + unlabelled`` (unlabelled
         alone when ``x_l`` is None); returns the (labelled or None, unlabelled) mean losses,
         unweighted and detached."""
+        checked = self.validate_every_step or self._validate_next_step
+        self._validate_next_step = False
         self.optimizer.zero_grad(set_to_none=True)
-        labelled = None if x_l is None else self.loss.labelled(x_l, y_l)
-        unlabelled = self.loss.unlabelled(x_u)
+        with nullcontext() if checked else pyro.validation_enabled(False):
+            labelled = None if x_l is None else self.loss.labelled(x_l, y_l)
+            unlabelled = self.loss.unlabelled(x_u)
         (unlabelled if labelled is None else self._weight * labelled + unlabelled).backward()
         self.optimizer.step()
         return (None if labelled is None else labelled.detach()), unlabelled.detach()
+
+    def train_epoch(self, batches: Iterable[tuple[Tensor, Tensor, Tensor]]) -> tuple[float, float]:
+        """One pass of :meth:`step` over ``(x_l, y_l, x_u)`` batches (the labelled part on
+        every ``labelled_every``-th step); Pyro's validation on its first step only, unless
+        ``validate_every_step``. Returns the mean labelled loss over the steps that had labels
+        and the mean unlabelled loss, read from the device once."""
+        self._validate_next_step = True
+        totals: Tensor | None = None
+        labelled_steps = steps = 0
+        for x_l, y_l, x_u in batches:
+            with_labels = self.record.steps % self.labelled_every == 0
+            labelled, unlabelled = self.step(x_l if with_labels else None, y_l, x_u)
+            if totals is None:
+                totals = torch.zeros(2, device=unlabelled.device)
+            totals[1] += unlabelled
+            if labelled is not None:
+                totals[0] += labelled
+                labelled_steps += 1
+            self.record.steps += 1
+            steps += 1
+        if totals is None:
+            return 0.0, 0.0
+        labelled_sum, unlabelled_sum = totals.tolist()
+        return labelled_sum / max(labelled_steps, 1), unlabelled_sum / steps
 
     def fit(self, split: SemiSupervisedSplit, epochs: int = 10, test_images: Tensor | None = None,
             test_labels: Tensor | None = None) -> TrainingRecord:
@@ -137,24 +172,12 @@ class SemiSupervisedTrainer:
             self._weight = split.labelled_images.shape[0] / max(split.unlabelled_images.shape[0], 1)
         batches = MixedBatches(split, self.batch_size, self.labelled_batch_size,
                                generator=self.generator, transform=self.transform)
-        device = split.unlabelled_images.device
         for _ in range(epochs):
             start = time.perf_counter()
             self.module.train()
-            totals = torch.zeros(2, device=device)
-            labelled_steps = 0
             bar = tqdm(batches, desc=f"epoch {self.epoch + 1}", disable=not self.progress,
                        leave=False, unit="batch")
-            for x_l, y_l, x_u in bar:
-                with_labels = self.record.steps % self.labelled_every == 0
-                labelled, unlabelled = self.step(x_l if with_labels else None, y_l, x_u)
-                totals[1] += unlabelled
-                if labelled is not None:
-                    totals[0] += labelled
-                    labelled_steps += 1
-                self.record.steps += 1
-            labelled = totals[0].item() / max(labelled_steps, 1)
-            unlabelled = totals[1].item() / len(batches)
+            labelled, unlabelled = self.train_epoch(bar)
             figures = {"epoch": self.epoch + 1, "train_labelled_loss": labelled,
                        "train_unlabelled_loss": unlabelled, "train_loss": labelled + unlabelled}
             self.module.eval()
