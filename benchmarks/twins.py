@@ -4,6 +4,8 @@
   PyTorch, one ``torch.optim.Adam``.
 * :class:`PyroStyle`: Pyro's ``examples/vae/vae.py`` way: model and guide functions calling
   ``pyro.module``, ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())``, ``svi.step`` per batch.
+* :class:`PlainMixture`: a learnable diagonal Gaussian mixture ``p(z)`` for both, the
+  counterpart of ``--prior gmm`` (pyrovae's marginalized ``GaussianMixturePrior``).
 * :func:`gemm_seconds`: measured ``torch.matmul`` time of a list of GEMM shapes, the floor.
 * :func:`reference_log_likelihood`: a minimal vectorized, chunked importance-sampled
   ``log p(x)`` in plain PyTorch, the reference for the evaluation timing.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 
 import pyro
 import pyro.distributions as dist
@@ -36,17 +39,47 @@ def decoder_net(pixels: int, hidden: int, latent_dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(latent_dim, hidden), nn.Softplus(), nn.Linear(hidden, pixels))
 
 
+class PlainMixture(nn.Module):
+    """``p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2))`` with ``sigma = softplus(raw) + 1e-4``,
+    the parametrisation of pyrovae's ``GaussianMixturePrior``."""
+
+    def __init__(self, latent_dim: int, num_components: int = 10) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.randn(num_components, latent_dim))
+        self.raw_scale = nn.Parameter(torch.full((num_components, latent_dim), math.log(math.expm1(1.0))))
+        self.logits = nn.Parameter(torch.zeros(num_components))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """``log p(z)`` for ``z`` of shape ``(*batch, latent_dim)``; returns ``(*batch,)``."""
+        return mixture_log_prob(z, self.loc, F.softplus(self.raw_scale) + 1e-4, self.logits)
+
+    def distribution(self) -> dist.Distribution:
+        """The same density as a Pyro distribution (for :class:`PyroStyle`)."""
+        components = dist.Normal(self.loc, F.softplus(self.raw_scale) + 1e-4).to_event(1)
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components)
+
+
+def mixture_log_prob(z: Tensor, loc: Tensor, scale: Tensor, logits: Tensor) -> Tensor:
+    """``logsumexp_k [log pi_k + log N(z; loc_k, scale_k^2)]``; ``z`` ``(*batch, D)``, ``loc`` and
+    ``scale`` ``(K, D)``, ``logits`` ``(K,)``; returns ``(*batch,)``."""
+    u = (z.unsqueeze(-2) - loc) / scale
+    log_n = -(0.5 * u * u + scale.log() + HALF_LOG_2PI).sum(-1)
+    return torch.logsumexp(torch.log_softmax(logits, -1) + log_n, dim=-1)
+
+
 class PlainTwin(nn.Module):
     """Hand-written VAE step: reparameterized ``z``, Bernoulli log-likelihood on logits through
     BCE-with-logits, and the one-sample Monte Carlo KL ``log q(z|x) - log p(z)`` that
-    ``Trace_ELBO`` uses (not the analytic KL), averaged over the batch."""
+    ``Trace_ELBO`` uses (not the analytic KL), averaged over the batch. ``mixture``: a
+    :class:`PlainMixture` as ``p(z)`` instead of the standard Normal."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 optimizer_kwargs: dict | None = None) -> None:
+                 optimizer_kwargs: dict | None = None, mixture: PlainMixture | None = None) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.encoder = encoder
         self.decoder = decoder
+        self.mixture = mixture
         self.optimizer = torch.optim.Adam(self.parameters(), **(optimizer_kwargs or {"lr": 1e-3}))
 
     def loss(self, x: Tensor) -> Tensor:
@@ -57,7 +90,7 @@ class PlainTwin(nn.Module):
         z = loc + scale * eps
         logits = self.decoder(z).flatten(1)
         log_lik = -F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(-1)
-        log_p = -(0.5 * z * z + HALF_LOG_2PI).sum(-1)
+        log_p = -(0.5 * z * z + HALF_LOG_2PI).sum(-1) if self.mixture is None else self.mixture.log_prob(z)
         # log q(z|x) at z = loc + scale * eps is exactly this; same value and gradient.
         log_q = -(0.5 * eps * eps + scale.log() + HALF_LOG_2PI).sum(-1)
         return -(log_lik + log_p - log_q).mean()
@@ -80,21 +113,29 @@ class PlainTwin(nn.Module):
 
 
 class PyroStyle(nn.Module):
-    """Pyro's VAE example, logits instead of probabilities so the arithmetic matches the others."""
+    """Pyro's VAE example, logits instead of probabilities so the arithmetic matches the others;
+    ``mixture``: a :class:`PlainMixture` as ``p(z)`` (registered with ``pyro.module`` too)."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, tag: str = "style") -> None:
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, tag: str = "style",
+                 mixture: PlainMixture | None = None) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.tag = tag
         self.encoder = encoder
         self.decoder = decoder
+        self.mixture = mixture
         self.svi = SVI(self.model, self.guide, pyro.optim.Adam({"lr": 1e-3}), loss=Trace_ELBO())
 
     def model(self, x: Tensor) -> None:
         pyro.module(f"{self.tag}_decoder", self.decoder)
+        if self.mixture is not None:
+            pyro.module(f"{self.tag}_prior", self.mixture)
         with pyro.plate("data", x.shape[0]):
-            zeros = x.new_zeros(x.shape[0], self.latent_dim)
-            z = pyro.sample("latent", dist.Normal(zeros, 1.0 + zeros).to_event(1))
+            if self.mixture is None:
+                zeros = x.new_zeros(x.shape[0], self.latent_dim)
+                z = pyro.sample("latent", dist.Normal(zeros, 1.0 + zeros).to_event(1))
+            else:
+                z = pyro.sample("latent", self.mixture.distribution())
             logits = self.decoder(z).flatten(1)
             pyro.sample("obs", dist.Bernoulli(logits=logits, validate_args=False).to_event(1),
                         obs=x.flatten(1))
@@ -149,11 +190,14 @@ def gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, inner: in
 
 @torch.no_grad()
 def reference_log_likelihood(encoder: nn.Module, decoder: nn.Module, latent_dim: int, data: Tensor,
-                             num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100) -> Tensor:
+                             num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100,
+                             log_prior: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """Importance-sampled ``log p(x)`` with ``q(z|x)`` as proposal, in plain PyTorch.
 
     ``log p(x) ~ logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K``; particles
     ``chunk_size`` at a time for ``batch_size`` images, combined by a running logsumexp.
+    ``log_prior`` maps ``z`` ``(..., latent_dim)`` to ``log p(z)`` ``(...)``; default the
+    standard Normal.
 
     Returns:
         ``(N,)`` estimates in nats.
@@ -171,10 +215,11 @@ def reference_log_likelihood(encoder: nn.Module, decoder: nn.Module, latent_dim:
             z = loc + scale * eps
             logits = decoder(z).flatten(2)
             log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
-            log_w = log_lik - 0.5 * (z * z).sum(-1) + 0.5 * (eps * eps).sum(-1) + scale.log().sum(-1)
+            log_p = -0.5 * (z * z).sum(-1) if log_prior is None else log_prior(z) + latent_dim * HALF_LOG_2PI
+            log_w = log_lik + log_p + 0.5 * (eps * eps).sum(-1) + scale.log().sum(-1)
             log_w_total = torch.logaddexp(log_w_total, torch.logsumexp(log_w, dim=0))
         out.append(log_w_total - math.log(num_samples))
     return torch.cat(out)
 
 
-__all__ = ["PlainTwin", "PyroStyle", "linear_gemms", "gemm_flops", "gemm_seconds", "reference_log_likelihood"]
+__all__ = ["PlainMixture", "PlainTwin", "PyroStyle", "mixture_log_prob", "linear_gemms", "gemm_flops", "gemm_seconds", "reference_log_likelihood"]
