@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from torch import Tensor
 
 _depth = 0
 _failure: str | None = None
@@ -43,6 +44,17 @@ def compiled_kernels(enabled: bool = True) -> Iterator[None]:
             # A compiled module holds its network: let the networks go with the block (torch's
             # own caches make compiling the same network again in a later block quick).
             _cache.clear()
+
+
+def softplus(x: Tensor) -> Tensor:
+    """``log(1 + exp(x))`` written as ``max(x, 0) + log(1 + exp(-|x|))`` for compiled code.
+
+    Inductor's CPU code vectorizes ``exp`` and ``log`` but not ``log1p``: on a (100, 100, 784)
+    tensor, one thread, the fused Bernoulli log-density ran at about 9.5 ns per element with
+    ``log1p`` and 1.9 ns with this form. ``1 + exp(-|x|)`` rounds the tail below 6e-8 away, an
+    absolute error under 1.2e-7 per element (float32 ``log1p`` is not better than that either).
+    """
+    return x.clamp_min(0) + torch.log(1 + torch.exp(-x.abs()))
 
 
 def active() -> bool:
@@ -68,4 +80,4 @@ def call(fn: Callable, *args: Any) -> Any:
         return fn(*args)
 
 
-__all__ = ["compiled_kernels", "active", "call"]
+__all__ = ["compiled_kernels", "active", "call", "softplus"]

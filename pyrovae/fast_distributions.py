@@ -86,8 +86,8 @@ class BernoulliImage(dist.Independent):
 
 def _bernoulli_image_log_prob(logits: Tensor, value: Tensor, event_dims: int) -> Tensor:
     """``sum(x * l - softplus(l))`` over the last ``event_dims`` dims: minus the cross-entropy,
-    written for ``torch.compile`` to fuse into one pass."""
-    return (value * logits - F.softplus(logits)).sum(dim=list(range(-event_dims, 0)))
+    written for ``torch.compile`` to fuse into one pass (softplus in the form it vectorizes)."""
+    return (value * logits - compiled.softplus(logits)).sum(dim=list(range(-event_dims, 0)))
 
 
 __all__ = ["NoiseCachingNormal", "StandardNormal", "BernoulliImage"]

@@ -9,10 +9,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
+from pyrovae import compiled
+
+
+class Softplus(nn.Softplus):
+    """``nn.Softplus`` that, inside ``torch.compile`` (the compiled evaluation of
+    :mod:`pyrovae.compiled`), is written in the form inductor vectorizes on a CPU
+    (:func:`pyrovae.compiled.softplus`); eager calls are ``nn.Softplus``'s own."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.beta == 1 and torch.compiler.is_compiling():
+            return compiled.softplus(x)
+        return super().forward(x)
+
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "softplus": nn.Softplus,
+    "softplus": Softplus,
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
@@ -119,4 +134,4 @@ def num_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["MLP", "ConvEncoderNet", "ConvDecoderNet", "make_activation", "num_parameters", "ACTIVATIONS"]
+__all__ = ["Softplus", "MLP", "ConvEncoderNet", "ConvDecoderNet", "make_activation", "num_parameters", "ACTIVATIONS"]

@@ -6,6 +6,7 @@ import torch
 
 from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, VAE, compiled
 from pyrovae.evaluation import log_likelihood
+from pyrovae.nets import Softplus
 
 
 def small_vae() -> VAE:
@@ -49,3 +50,17 @@ def test_a_failing_compiler_warns_once_and_falls_back(monkeypatch):
         values = estimate(vae, x, compile=True)
     torch.testing.assert_close(values, estimate(vae, x, compile=False))
     assert not compiled.active()
+
+
+def test_compile_friendly_softplus_matches_torch_to_float32_precision():
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor([0.0, 1e-8, -1e-8, 30.0, -30.0])])
+    exact = torch.nn.functional.softplus(x.double())
+    assert (compiled.softplus(x).double() - exact).abs().max() < 2e-7 + 1e-7 * exact.abs().max()
+    compiled_fn = torch.compile(compiled.softplus, dynamic=True)
+    assert (compiled_fn(x).double() - exact).abs().max() < 2e-7 + 1e-7 * exact.abs().max()
+
+
+def test_softplus_module_is_torch_softplus_outside_compiled_code():
+    x = torch.randn(3, 50) * 10
+    torch.testing.assert_close(Softplus()(x), torch.nn.Softplus()(x), rtol=0, atol=0)
+    torch.testing.assert_close(torch.compile(Softplus())(x), torch.nn.Softplus()(x), rtol=1e-6, atol=2e-7)
