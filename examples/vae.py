@@ -2,6 +2,11 @@
 
     python examples/vae.py            # about a minute on 2 CPU cores
     python examples/vae.py --smoke    # a few seconds, as the test suite runs it
+    python examples/vae.py --compile  # the networks and the Bernoulli density through torch.compile
+
+``--compile`` runs the same SVI steps inside ``pyrovae.compiled.compiled_kernels(training=True)``:
+seconds of compiling once, then faster steps on a CPU (benchmarks/README.md, speed.py); worth it
+for long runs on full data sets rather than for these few epochs.
 """
 
 import argparse
@@ -18,6 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
+    parser.add_argument("--compile", action="store_true", help="compiled networks and densities in the steps")
     args = parser.parse_args()
     epochs, size = (1, 300) if args.smoke else (args.epochs, None)
 
@@ -35,7 +41,8 @@ def main() -> None:
     svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
 
     for epoch in range(1, epochs + 1):
-        total = sum(svi.step(x) for (x,) in InMemoryBatches(train, batch_size=128))
+        with pyrovae.compiled.compiled_kernels(args.compile, training=True):
+            total = sum(svi.step(x) for (x,) in InMemoryBatches(train, batch_size=128))
         test_loss = svi.evaluate_loss(test)
         print(f"epoch {epoch}: train ELBO {-total / len(train):.1f}, test ELBO {-test_loss / len(test):.1f} nats/image")
 

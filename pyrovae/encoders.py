@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae import compiled
 from pyrovae.fast_distributions import NoiseCachingNormal
 
 
@@ -64,11 +65,14 @@ class DiagonalNormalEncoder(Encoder):
                                  f"{self.context_dim}")
             batch = context.shape[:-1]
             flat = x.reshape(*batch, -1)
-            h = self.net(torch.cat([flat, context], dim=-1))
+            h = self._net(torch.cat([flat, context], dim=-1))
         else:
-            h = self.net(x)
+            h = self._net(x)
         loc, raw_scale = h.split(self.latent_dim, dim=-1)
         return loc, self._to_scale(raw_scale) + self.min_scale
+
+    def _net(self, x: Tensor) -> Tensor:
+        return compiled.call(self.net, x) if compiled.active() else self.net(x)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:
         loc, scale = self.loc_scale(x, context)

@@ -28,6 +28,7 @@ import torch
 from pyro.infer import ELBO, Trace_ELBO
 from torch import Tensor, nn
 
+from pyrovae.compiled import compiled_kernels
 from pyrovae.data.batches import InMemoryBatches
 from pyrovae.elbo import ELBOLoss, SyncFreeTrace_ELBO
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
@@ -75,6 +76,15 @@ class Trainer(ResumableTraining):
             when Pyro validation is enabled (``pyro.enable_validation``), on the first step of
             every epoch (and the first ``step`` called directly), and are off for the others: the
             checks cost about a millisecond per step and, on a GPU, synchronise with the host.
+        compile: run the encoder's and the likelihood's networks and the Bernoulli image density
+            through ``torch.compile``, forward and backward (:mod:`pyrovae.compiled`), in the
+            steps of :meth:`train_epoch` (and so of :meth:`fit`); the per-epoch evaluation stays
+            eager. Compiling takes seconds to tens
+            of seconds once (less with inductor's on-disk cache warm), after which a step on a
+            CPU does its elementwise work (softplus, the Bernoulli density) in fused loops
+            (``benchmarks/speed.py``, contender ``pyrovae-compiled``). Where compiling fails,
+            one warning and the eager code. Default off: a short run does not earn the compile
+            back.
         parallel: a data-parallel strategy, e.g. :class:`pyrovae.distributed.DataParallel`: it
             wraps the loss (``wrap``), shards each epoch (``batches``, with ``set_epoch``) and
             averages figures across processes (``mean``, ``evaluate``). None: one process.
@@ -104,6 +114,7 @@ class Trainer(ResumableTraining):
         step_callbacks: list[StepCallback] | tuple[StepCallback, ...] = (),
         max_nonfinite_steps: int = 10,
         validate_every_step: bool = False,
+        compile: bool = False,
         parallel: Any | None = None,
     ) -> None:
         self.module = module
@@ -126,6 +137,7 @@ class Trainer(ResumableTraining):
         self.generator = generator
         self.callbacks = list(callbacks)
         self.validate_every_step = validate_every_step
+        self.compile = compile
         self.record = TrainingRecord()
         self.epoch = 0
         self._validate_next_step = True
@@ -173,6 +185,15 @@ class Trainer(ResumableTraining):
         if self._batch_in_epoch == 0 or self._epoch_acc is None:
             self._epoch_acc = torch.zeros(())
             self._skipped_before_epoch = int(self.guard.skipped)
+        with compiled_kernels(self.compile, training=True):
+            self._steps(batches, schedule)
+        self.guard.check(f" in epoch {self.epoch + 1}", force=True)
+        steps = epoch_length if epoch_length is not None else self._batch_in_epoch
+        finite_steps = steps - (int(self.guard.skipped) - self._skipped_before_epoch)
+        return self._epoch_acc / max(finite_steps, 1)
+
+    def _steps(self, batches: Iterable[tuple[Tensor, ...]], schedule: Callable[[int], float]) -> None:
+        """The loop of :meth:`train_epoch`: a step per batch, then callbacks, guard and signals."""
         for batch in batches:
             self.latent_scale.weight = schedule(self.record.steps)
             loss = self.step(*batch).nan_to_num(0.0)  # a skipped step returns NaN
@@ -187,10 +208,6 @@ class Trainer(ResumableTraining):
                     batches.close()
                 raise TrainingInterrupted(f"stopped by signal {self._stop_signal} at step "
                                           f"{self.record.steps}", self._stop_signal)
-        self.guard.check(f" in epoch {self.epoch + 1}", force=True)
-        steps = epoch_length if epoch_length is not None else self._batch_in_epoch
-        finite_steps = steps - (int(self.guard.skipped) - self._skipped_before_epoch)
-        return self._epoch_acc / max(finite_steps, 1)
 
     def fit(
         self,

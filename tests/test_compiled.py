@@ -64,3 +64,29 @@ def test_softplus_module_is_torch_softplus_outside_compiled_code():
     x = torch.randn(3, 50) * 10
     torch.testing.assert_close(Softplus()(x), torch.nn.Softplus()(x), rtol=0, atol=0)
     torch.testing.assert_close(torch.compile(Softplus())(x), torch.nn.Softplus()(x), rtol=1e-6, atol=2e-7)
+
+
+def test_compiled_training_steps_match_the_eager_ones(monkeypatch):
+    import copy
+
+    from pyrovae import Trainer
+    from pyrovae.data import InMemoryBatches
+
+    monkeypatch.setattr(compiled, "_failure", None)
+    calls = []
+    call = compiled.call
+    monkeypatch.setattr(compiled, "call", lambda fn, *args: calls.append(fn) or call(fn, *args))
+    eager_vae = small_vae()
+    compiled_vae = copy.deepcopy(eager_vae)
+    compiled_vae.name = "compiled"
+    x = torch.rand(24, 1, 4, 4)
+    losses, params = [], []
+    for vae, use_compile in ((eager_vae, False), (compiled_vae, True)):
+        trainer = Trainer(vae, batch_size=8, progress=False, compile=use_compile)
+        pyro.set_rng_seed(0)
+        losses.append(trainer.train_epoch(InMemoryBatches(x, batch_size=8, shuffle=False), lambda step: 1.0))
+        params.append(torch.cat([p.detach().flatten() for p in vae.parameters()]))
+    assert len(calls) == 3 * 3  # encoder net, decoder net, Bernoulli density on each of 3 steps
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-5)
+    assert not compiled.active()  # the block ends with the epoch

@@ -77,7 +77,7 @@ def _run_m2(config, out, data, device, generator) -> TrainingRecord:
                                   f"  test acc {f['test_accuracy']:.4f}")
     trainer = SemiSupervisedTrainer(m2, lr=config.lr, batch_size=config.batch_size,
                                     labelled_batch_size=config.batch_size, progress=config.progress,
-                                    generator=generator, callbacks=[log])
+                                    generator=generator, callbacks=[log], compile=config.compile)
     record = trainer.fit(split, config.epochs, test_images, test_labels)
     m2.eval()
     save_class_samples(m2, out / "samples.png")
@@ -115,7 +115,7 @@ def _run_cvae(config, out, data, device, generator) -> TrainingRecord:
                         lambda f: f"test -ELBO {-f['test_elbo']:8.2f}  test NLL {f['test_nll']:8.2f} "
                                   f"(baseline {baseline_nll:.2f})")
     trainer = Trainer(cvae, lr=config.lr, batch_size=config.batch_size, progress=config.progress,
-                      generator=generator, callbacks=[add_nll, log])
+                      generator=generator, callbacks=[add_nll, log], compile=config.compile)
     record = trainer.fit(ctx, eval_ctx, config.epochs, train_context=train, test_context=eval_target,
                          eval_size=1000)
     save_completions(cvae, test_ctx[:10], test[:10], out / "samples.png")

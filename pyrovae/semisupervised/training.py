@@ -16,6 +16,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from torch import Tensor, nn
 
+from pyrovae.compiled import compiled_kernels
 from pyrovae.data.semisupervised import MixedBatches, SemiSupervisedSplit
 from pyrovae.training import TrainingRecord
 
@@ -84,6 +85,8 @@ class SemiSupervisedTrainer:
             Measured with 100 labels, Pyro's optimizer and ``labelled_every=250``: validation
             accuracy at most 61.5% in 13 epochs, against 72.7% with every step
             (benchmarks/results/semisupervised/m2_labels100_pyro_schedule_13epochs.log).
+        compile: compiled networks and densities in the steps of :meth:`train_epoch`, as
+            :class:`~pyrovae.training.Trainer`'s ``compile``.
         validate_every_step: run Pyro's validation checks on every step. By default, as in
             :class:`~pyrovae.training.Trainer`, they run (when Pyro validation is enabled) on the
             first step of every epoch and the first ``step`` called directly: the checks of every
@@ -97,7 +100,7 @@ class SemiSupervisedTrainer:
                  callbacks: list[EpochCallback] | tuple[EpochCallback, ...] = (),
                  loss: SemiSupervisedLoss | None = None,
                  labelled_weight: float | str = 1.0, betas: tuple[float, float] = (0.9, 0.999),
-                 labelled_every: int = 1, validate_every_step: bool = False) -> None:
+                 labelled_every: int = 1, compile: bool = False, validate_every_step: bool = False) -> None:
         if labelled_weight != "proportional" and not (isinstance(labelled_weight, (int, float))
                                                       and labelled_weight > 0):
             raise ValueError(f"labelled_weight must be a positive number or 'proportional', got {labelled_weight!r}")
@@ -117,6 +120,7 @@ class SemiSupervisedTrainer:
         self.callbacks = list(callbacks)
         self.record = TrainingRecord()
         self.epoch = 0
+        self.compile = compile
         self.validate_every_step = validate_every_step
         self._validate_next_step = True
 
@@ -142,17 +146,18 @@ class SemiSupervisedTrainer:
         self._validate_next_step = True
         totals: Tensor | None = None
         labelled_steps = steps = 0
-        for x_l, y_l, x_u in batches:
-            with_labels = self.record.steps % self.labelled_every == 0
-            labelled, unlabelled = self.step(x_l if with_labels else None, y_l, x_u)
-            if totals is None:
-                totals = torch.zeros(2, device=unlabelled.device)
-            totals[1] += unlabelled
-            if labelled is not None:
-                totals[0] += labelled
-                labelled_steps += 1
-            self.record.steps += 1
-            steps += 1
+        with compiled_kernels(self.compile, training=True):
+            for x_l, y_l, x_u in batches:
+                with_labels = self.record.steps % self.labelled_every == 0
+                labelled, unlabelled = self.step(x_l if with_labels else None, y_l, x_u)
+                if totals is None:
+                    totals = torch.zeros(2, device=unlabelled.device)
+                totals[1] += unlabelled
+                if labelled is not None:
+                    totals[0] += labelled
+                    labelled_steps += 1
+                self.record.steps += 1
+                steps += 1
         if totals is None:
             return 0.0, 0.0
         labelled_sum, unlabelled_sum = totals.tolist()
