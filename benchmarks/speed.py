@@ -8,6 +8,8 @@ medians over ``--epochs`` rounds:
 * ``plain``: the same networks and the same one-sample ELBO estimator hand-written in
   PyTorch, with the same ``torch.optim.Adam`` settings as the trainer;
 * ``pyro-style``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` as in Pyro's example;
+* ``pyrovae-compiled``: the same with ``Trainer(compile=True)`` (networks and Bernoulli density
+  through ``torch.compile``); the compile falls in its warm-up round, reported apart;
 * ``svi-on-pyrovae``: the same ``SVI`` loop on ``vae.model`` / ``vae.guide`` (the user path);
 * ``floor``: measured ``torch.matmul`` time of the epoch's GEMMs (forward, weight gradient,
   input gradient where autograd needs one).
@@ -76,7 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-samples", type=int, default=5000, help="k, importance samples per image")
     parser.add_argument("--eval-subset", type=int, default=200,
                         help="test images actually evaluated; times are scaled to the 10,000")
-    parser.add_argument("--skip", nargs="*", default=(), choices=("train", "eval", "memory", "svi-on-pyrovae"))
+    parser.add_argument("--skip", nargs="*", default=(),
+                        choices=("train", "eval", "memory", "svi-on-pyrovae", "pyrovae-compiled"))
     parser.add_argument("--train-size", type=int, default=None, help="first N training images only (smoke runs)")
     parser.add_argument("--data-root", default="/work/shared/data")
     parser.add_argument("--out", default=None, help="write benchmarks/results/OUT.json and OUT.md")
@@ -123,6 +126,7 @@ def race(contenders: dict[str, Callable[[], object]], rounds: int) -> dict:
     wall and CPU seconds and their medians, so that drift of the machine hits all alike."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     cpu: dict[str, list[float]] = {name: [] for name in contenders}
+    warmup: dict[str, float] = {}  # round 0; for a compiled contender it holds the compile
     for round_ in range(rounds + 1):
         for name, run in contenders.items():
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -131,9 +135,12 @@ def race(contenders: dict[str, Callable[[], object]], rounds: int) -> dict:
             if round_ > 0:
                 times[name].append(seconds)
                 cpu[name].append(cpu_seconds)
+            else:
+                warmup[name] = seconds
             print(f"  round {round_}{' (warm-up)' if round_ == 0 else ''}: {name:15s} {seconds:7.2f} s wall"
                   f" {cpu_seconds:7.2f} s CPU", flush=True)
     return {"epoch_seconds": times, "median_seconds": {name: statistics.median(v) for name, v in times.items()},
+            "warmup_seconds": warmup,
             "epoch_cpu_seconds": cpu, "median_cpu_seconds": {name: statistics.median(v) for name, v in cpu.items()}}
 
 
@@ -142,6 +149,8 @@ def time_training(args: argparse.Namespace, train: torch.Tensor, test: torch.Ten
     torch.manual_seed(0)
     vae = build_vae(args, "bench")
     trainer = pyrovae.Trainer(vae, batch_size=args.batch_size, progress=False, generator=seed(0))
+    compiled_trainer = pyrovae.Trainer(build_vae(args, "bench_compiled"), batch_size=args.batch_size,
+                                       progress=False, generator=seed(0), compile=True)
     adam = {"lr": 1e-3, "fused": bool(trainer.optimizer.defaults.get("fused"))}
     mixture = (lambda: PlainMixture(args.latent_dim, 10)) if args.prior == "gmm" else (lambda: None)
     plain = PlainTwin(*nets(args), args.latent_dim, optimizer_kwargs=adam, mixture=mixture())
@@ -155,6 +164,9 @@ def time_training(args: argparse.Namespace, train: torch.Tensor, test: torch.Ten
         # The steps of Trainer.fit (fit = train_epoch + per-epoch ELBO figures).
         trainer.train_epoch(batches, lambda step: 1.0).item()
 
+    def run_pyrovae_compiled() -> None:
+        compiled_trainer.train_epoch(batches, lambda step: 1.0).item()
+
     def run_svi_on_pyrovae() -> None:
         order = torch.randperm(train.shape[0], generator=gen_svi)
         for b in range(math.ceil(train.shape[0] / args.batch_size)):
@@ -164,10 +176,12 @@ def time_training(args: argparse.Namespace, train: torch.Tensor, test: torch.Ten
         return lambda: epoch(train, args.batch_size, gen)
 
     gen_svi = seed(3)
-    contenders = {"pyrovae": run_pyrovae, "plain": timed(plain.epoch, seed(1)),
-                  "pyro-style": timed(style.epoch, seed(2)), "svi-on-pyrovae": run_svi_on_pyrovae}
-    if "svi-on-pyrovae" in args.skip:
-        del contenders["svi-on-pyrovae"]
+    contenders = {"pyrovae": run_pyrovae, "pyrovae-compiled": run_pyrovae_compiled,
+                  "plain": timed(plain.epoch, seed(1)), "pyro-style": timed(style.epoch, seed(2)),
+                  "svi-on-pyrovae": run_svi_on_pyrovae}
+    for name in ("svi-on-pyrovae", "pyrovae-compiled"):
+        if name in args.skip:
+            del contenders[name]
     result = race(contenders, args.epochs)
     result["adam"] = adam
     medians = result["median_seconds"]
@@ -189,10 +203,15 @@ def time_m2_training(args: argparse.Namespace, images: torch.Tensor, labels: tor
 
     torch.manual_seed(0)
     k, d, h, alpha = 10, args.latent_dim, args.hidden, 50.0
-    m2 = M2(pyrovae.MLP((1, 28, 28), (h,), k),
-            pyrovae.DiagonalNormalEncoder(pyrovae.MLP(PIXELS + k, (h,), 2 * d), d, context_dim=k),
-            pyrovae.BernoulliLikelihood(pyrovae.MLP(d + k, (h,), PIXELS), (1, 28, 28)), k, alpha=alpha)
-    trainer = SemiSupervisedTrainer(m2, progress=False)
+
+    def build_m2(name: str) -> M2:
+        return M2(pyrovae.MLP((1, 28, 28), (h,), k),
+                  pyrovae.DiagonalNormalEncoder(pyrovae.MLP(PIXELS + k, (h,), 2 * d), d, context_dim=k),
+                  pyrovae.BernoulliLikelihood(pyrovae.MLP(d + k, (h,), PIXELS), (1, 28, 28)), k, alpha=alpha,
+                  name=name)
+
+    trainer = SemiSupervisedTrainer(build_m2("m2"), progress=False)
+    compiled_trainer = SemiSupervisedTrainer(build_m2("m2_compiled"), progress=False, compile=True)
     adam = {"lr": 1e-3, "fused": bool(trainer.optimizer.defaults.get("fused"))}
     plain = PlainM2Twin(d, h, alpha, optimizer_kwargs=adam)
     style = PyroStyleM2(d, h, alpha)
@@ -210,8 +229,12 @@ def time_m2_training(args: argparse.Namespace, images: torch.Tensor, labels: tor
         return lambda: [step(*batch) for batch in batches]
 
     # pyrovae: the steps of SemiSupervisedTrainer.fit (fit = train_epoch + per-epoch accuracies).
-    result = race({"pyrovae": lambda: trainer.train_epoch(batches), "plain": epoch(plain.step),
-                   "pyro-style": epoch(style.step)}, args.epochs)
+    contenders = {"pyrovae": lambda: trainer.train_epoch(batches),
+                  "pyrovae-compiled": lambda: compiled_trainer.train_epoch(batches),
+                  "plain": epoch(plain.step), "pyro-style": epoch(style.step)}
+    if "pyrovae-compiled" in args.skip:
+        del contenders["pyrovae-compiled"]
+    result = race(contenders, args.epochs)
     result["adam"] = adam
     shapes = m2_training_gemms(d, h, trainer.labelled_batch_size, args.batch_size)
     per_step = gemm_seconds(shapes)

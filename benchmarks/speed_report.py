@@ -24,6 +24,14 @@ def ratio_rows(results: dict) -> list[tuple[str, str, str]]:
         m = train["median_seconds"]
         rows.append(("pyrovae / plain (epoch time)", f"{m['pyrovae'] / m['plain']:.3f}", target("<= 1.10")))
         rows.append(("pyro-style / pyrovae", f"{m['pyro-style'] / m['pyrovae']:.3f}", target(">= 1.4")))
+        if "pyrovae-compiled" in m:
+            c = "pyrovae-compiled"
+            rows.append((f"{c} / plain", f"{m[c] / m['plain']:.3f}", target("<= 1.10")))
+            rows.append((f"pyro-style / {c}", f"{m['pyro-style'] / m[c]:.3f}", target(">= 1.4")))
+            if "floor" in m:
+                rows.append((f"floor / {c}", f"{m['floor'] / m[c]:.3f}", target(">= 0.55")))
+            extra = train["warmup_seconds"][c] - m[c]
+            rows.append((f"{c}: one-off compile (warm-up epoch minus median epoch, s)", f"{extra:.1f}", "(info)"))
         if "svi-on-pyrovae" in m:
             rows.append(("svi-on-pyrovae / pyrovae", f"{m['svi-on-pyrovae'] / m['pyrovae']:.3f}", "(info)"))
         rows.append(("floor / pyrovae (fraction of floor)",
