@@ -40,6 +40,8 @@ def m2_nets(latent_dim: int, hidden: int, num_classes: int = 10) -> tuple[nn.Mod
 
 
 class _M2Parts(nn.Module):
+    """The three networks and the encoder's head, shared by both contenders."""
+
     def __init__(self, latent_dim: int, hidden: int, alpha: float, num_classes: int = 10) -> None:
         super().__init__()
         self.latent_dim, self.num_classes, self.alpha = latent_dim, num_classes, alpha

@@ -16,7 +16,7 @@ from pyrovae import compiled
 
 
 class Softplus(nn.Softplus):
-    """``nn.Softplus`` that, inside ``torch.compile`` (the compiled evaluation of
+    """``nn.Softplus`` that, inside ``torch.compile`` (the compiled evaluation and training of
     :mod:`pyrovae.compiled`), is written in the form inductor vectorizes on a CPU
     (:func:`pyrovae.compiled.softplus`); eager calls are ``nn.Softplus``'s own."""
 
