@@ -1,8 +1,9 @@
 """M2 contenders for ``speed.py --model m2``, written without pyrovae.
 
-Kingma et al.'s M2 (2014) on pixels, the networks of ``semisupervised.py``: a classifier
-784-500-10, an encoder ``q(z | x, y)`` (784 + 10)-500-(2 x latent), a Bernoulli decoder
-``p(x | y, z)`` (latent + 10)-500-784, softplus, auxiliary classification weight ``alpha``.
+Kingma et al.'s M2 (2014) on pixels, shaped as in ``semisupervised.py`` with ``H`` hidden units
+(``speed.py --hidden``, 400 by default there; ``semisupervised.py`` uses 500): a classifier
+784-H-10, an encoder ``q(z | x, y)`` (784 + 10)-H-(2 x latent), a Bernoulli decoder
+``p(x | y, z)`` (latent + 10)-H-784, softplus, auxiliary classification weight ``alpha``.
 One step sees a labelled batch and an unlabelled batch; the unlabelled label is summed out.
 
 * :class:`PlainM2Twin`: the labelled loss ``-ELBO(x, y) + alpha CE(q(y|x), y)`` and the
