@@ -138,3 +138,20 @@ def test_resuming_a_semisupervised_run_is_refused_with_the_fix(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--model vae runs only" in err[0] and "--overwrite" in err[0]
     assert (out / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("model_flags", [[], ["--model", "m2", "--labels", "20"]])
+def test_compile_flag_reaches_the_training_steps(tmp_path, monkeypatch, model_flags):
+    from pyrovae import compiled
+
+    calls = []
+    # Record the compiled calls but run them eagerly: the plumbing is tested here, compiling in
+    # tests/test_compiled.py.
+    monkeypatch.setattr(compiled, "_failure", None)
+    monkeypatch.setattr(compiled, "call", lambda fn, *args: calls.append(fn) or fn(*args))
+    flags = M2_SMALL if model_flags else SMALL
+    base = ["train", "--out", str(tmp_path / "run"), *model_flags, *flags, "--epochs", "1"]
+    assert main([*base, "--overwrite"]) == 0
+    assert calls == []  # off by default
+    assert main([*base, "--compile", "--overwrite"]) == 0
+    assert calls and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["compile"] is True
