@@ -98,17 +98,14 @@ def nets(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module]:
     return (encoder_net(PIXELS, args.hidden, args.latent_dim), decoder_net(PIXELS, args.hidden, args.latent_dim))
 
 
-def gmm_prior(latent_dim: int) -> pyrovae.Prior:
-    return pyrovae.GaussianMixturePrior(latent_dim, 10)
-
-
 def build_vae(args: argparse.Namespace, name: str) -> pyrovae.VAE:
     if args.net == "conv":
         enc_net, dec_net = pyrovae.ConvEncoderNet(1, 2 * args.latent_dim), pyrovae.ConvDecoderNet(args.latent_dim, 1)
     else:
         enc_net = pyrovae.MLP((1, 28, 28), (args.hidden,), 2 * args.latent_dim)
         dec_net = pyrovae.MLP(args.latent_dim, (args.hidden,), PIXELS)
-    prior = gmm_prior(args.latent_dim) if args.prior == "gmm" else pyrovae.StandardNormalPrior(args.latent_dim)
+    d = args.latent_dim
+    prior = pyrovae.GaussianMixturePrior(d, 10) if args.prior == "gmm" else pyrovae.StandardNormalPrior(d)
     return pyrovae.VAE(pyrovae.DiagonalNormalEncoder(enc_net, args.latent_dim),
                        pyrovae.BernoulliLikelihood(dec_net, (1, 28, 28)), prior, name=name)
 

@@ -69,8 +69,8 @@ def softplus(x: Tensor) -> Tensor:
     """``log(1 + exp(x))`` written as ``max(x, 0) + log(1 + exp(-|x|))`` for compiled code.
 
     Inductor's CPU code vectorizes ``exp`` and ``log`` but not ``log1p``: on a (100, 100, 784)
-    tensor, one thread, the fused Bernoulli log-density ran at about 9.5 ns per element with
-    ``log1p`` and 1.9 ns with this form. ``1 + exp(-|x|)`` rounds the tail below 6e-8 away, an
+    tensor, one thread, the fused Bernoulli log-density runs at 9.9 ns per element with
+    ``log1p`` and 1.6 ns with this form (``benchmarks/compiled_softplus.py``). ``1 + exp(-|x|)`` rounds the tail below 6e-8 away, an
     absolute error under 1.2e-7 per element (float32 ``log1p`` is not better than that either).
     """
     return x.clamp_min(0) + torch.log(1 + torch.exp(-x.abs()))

@@ -79,12 +79,11 @@ class Trainer(ResumableTraining):
         compile: run the encoder's and the likelihood's networks and the Bernoulli image density
             through ``torch.compile``, forward and backward (:mod:`pyrovae.compiled`), in the
             steps of :meth:`train_epoch` (and so of :meth:`fit`); the per-epoch evaluation stays
-            eager. Compiling takes seconds to tens
-            of seconds once (less with inductor's on-disk cache warm), after which a step on a
-            CPU does its elementwise work (softplus, the Bernoulli density) in fused loops
-            (``benchmarks/speed.py``, contender ``pyrovae-compiled``). Where compiling fails,
-            one warning and the eager code. Default off: a short run does not earn the compile
-            back.
+            eager. Compiling takes seconds to tens of seconds once (less with inductor's on-disk
+            cache warm), after which a step on a CPU does its elementwise work (softplus, the
+            Bernoulli density) in fused loops (``benchmarks/speed.py``, contender
+            ``pyrovae-compiled``). Where compiling fails, one warning and the eager code.
+            Default off: a short run does not earn the compile back.
         parallel: a data-parallel strategy, e.g. :class:`pyrovae.distributed.DataParallel`: it
             wraps the loss (``wrap``), shards each epoch (``batches``, with ``set_epoch``) and
             averages figures across processes (``mean``, ``evaluate``). None: one process.
