@@ -36,7 +36,7 @@ from pyrovae.metrics import elbo_parts
 from pyrovae.priors import GaussianMixturePrior, VampPrior
 
 RESULTS = Path(__file__).parent / "results" / "loglik.csv"
-FIELDS = ["model", "epochs", "num_particles", "batch_size", "lr", "mean_init", "train_seconds", "eval_seconds",
+FIELDS = ["model", "hidden", "latent_dim", "epochs", "num_particles", "batch_size", "lr", "lr_final", "mean_init", "train_seconds", "eval_seconds",
           "eval_images", "importance_samples", "test_elbo", "test_nll", "active_units", "threads",
           "date", "command"]
 
@@ -57,6 +57,28 @@ def build_vae(config: str = "standard", latent_dim: int = 50, hidden: tuple[int,
     return VAE(encoder, likelihood, prior)
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    """``"500,500"`` -> ``(500, 500)``, for ``--hidden``."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths such as 500,500, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
+    return widths
+
+
+def decay_learning_rate(lr: float, lr_final: float, epochs: int):
+    """An epoch callback for :class:`Trainer` that sets the rate for the next epoch so that it
+    falls geometrically from ``lr`` (epoch 1) to ``lr_final`` (epoch ``epochs``)."""
+    ratio = (lr_final / lr) ** (1.0 / max(epochs - 1, 1))
+
+    def callback(trainer: Trainer, figures: dict) -> None:
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = lr * ratio ** min(figures["epoch"], epochs - 1)
+    return callback
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=["standard", "iwae", "gmm", "vamp"], required=True)
@@ -64,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-particles", type=int, default=5, help="k for --config iwae")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-final", type=float, default=None,
+                        help="decay the learning rate geometrically, epoch by epoch, from --lr to this value "
+                             "in the last epoch (Burda et al. decay theirs tenfold per stage); default: constant")
+    parser.add_argument("--hidden", type=_widths, default=(200, 200),
+                        help="hidden widths of encoder and decoder, comma-separated (default 200,200: Burda et al.)")
+    parser.add_argument("--latent-dim", type=int, default=50)
     parser.add_argument("--warmup-epochs", type=float, default=0.0,
                         help="linear KL warm-up from 0 to 1 over this many epochs (Tomczak and Welling use it; "
                              "without it the VampPrior run collapses to KL 0 within two epochs)")
@@ -88,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     test = binarize_once(data.test_images, seed=1234)
     if args.eval_subset is not None:
         test = test[: args.eval_subset]
-    vae = build_vae(args.config, init_images=data.train_images)
+    vae = build_vae(args.config, latent_dim=args.latent_dim, hidden=args.hidden, init_images=data.train_images)
     if args.mean_init:
         vae.likelihood.init_output_bias(data.train_images)
     objective = IWAE(args.num_particles) if args.config == "iwae" else Trace_ELBO()
@@ -97,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                       generator=torch.Generator().manual_seed(args.seed),
                       callbacks=[lambda t, f: print(f"epoch {f['epoch']}: train loss {f['train_loss']:.2f} "
                                                     f"({f['seconds']:.0f} s)", flush=True)])
+    if args.lr_final is not None:
+        trainer.callbacks.append(decay_learning_rate(args.lr, args.lr_final, args.epochs))
     record = trainer.fit(data.train_images, epochs=args.epochs, eval_size=500)
     if args.save is not None:
         args.save.parent.mkdir(parents=True, exist_ok=True)
@@ -109,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     active, _ = active_units(vae, test)
     eval_seconds = time.perf_counter() - start
     row = {
-        "model": args.config, "epochs": args.epochs,
+        "model": args.config, "hidden": "-".join(map(str, args.hidden)), "latent_dim": args.latent_dim,
+        "epochs": args.epochs,
         "num_particles": args.num_particles if args.config == "iwae" else 1,
-        "batch_size": args.batch_size, "lr": args.lr, "mean_init": args.mean_init, "train_seconds": round(record.seconds, 1),
+        "batch_size": args.batch_size, "lr": args.lr,
+        "lr_final": args.lr if args.lr_final is None else args.lr_final, "mean_init": args.mean_init, "train_seconds": round(record.seconds, 1),
         "eval_seconds": round(eval_seconds, 1), "eval_images": test.shape[0],
         "importance_samples": args.num_samples, "test_elbo": round(elbo, 2), "test_nll": round(nll, 2),
         "active_units": active, "threads": args.threads,
