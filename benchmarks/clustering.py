@@ -8,6 +8,11 @@ networks are first trained as an autoencoder (a VAE with KL weight ``--pretrain-
 default) for ``--pretrain-epochs``, then the prior is set to a diagonal mixture fitted by EM
 to the encoder's means (:meth:`GaussianMixturePrior.fit_to`). ``--init random`` starts the
 prior at random means and trains from scratch, as ``pyrovae train --prior gmm-enum`` does.
+``--input-dropout P`` pretrains as a denoising autoencoder, as DEC and VaDE do: the encoder
+sees each pixel zeroed with probability P (a ``Dropout`` in front of its network, switched
+off for the training with the prior and at evaluation) while the decoder reconstructs the
+clean image. ``--lr-final`` decays the learning rate of the training with the prior
+geometrically, epoch by epoch, from ``--lr`` to that value.
 
 Accuracy is the Hungarian-matched agreement of ``argmax_k p(c = k | encode(x))`` with the
 labels, on the 10,000 test images (held out) and the 60,000 training images. Each run appends
@@ -37,8 +42,11 @@ from pyrovae.data import load_dataset
 from pyrovae.mixture_start import pretrain_mixture_prior
 from pyrovae.priors import GaussianMixturePrior
 
+from loglik import decay_learning_rate  # benchmarks/ is the script's directory, so on sys.path
+
 RESULTS = Path(__file__).parent / "results" / "clustering.csv"
-FIELDS = ["init", "pretrain_epochs", "pretrain_beta", "epochs", "lr", "batch_size", "seed",
+FIELDS = ["init", "pretrain_epochs", "pretrain_beta", "input_dropout", "epochs", "lr", "lr_final",
+          "batch_size", "seed",
           "accuracy_after_init", "test_accuracy", "train_accuracy", "test_elbo", "seconds", "threads",
           "date", "command"]
 
@@ -53,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--pretrain-beta", type=float, default=0.0,
                         help="KL weight while pretraining (0: an autoencoder, as VaDE)")
+    parser.add_argument("--input-dropout", type=float, default=0.0,
+                        help="pretrain as a denoising autoencoder: zero each input pixel with this "
+                             "probability (DEC and VaDE use 0.2); 0: no corruption")
     parser.add_argument("--epochs", type=int, default=20, help="epochs with the mixture prior")
+    parser.add_argument("--lr-final", type=float, default=None,
+                        help="decay the learning rate of the epochs with the prior geometrically to this "
+                             "value (default: constant --lr)")
     parser.add_argument("--save-pretrained", type=Path, default=None,
                         help="write the pretrained encoder and decoder here (never overwritten)")
     parser.add_argument("--load-pretrained", type=Path, default=None,
@@ -68,13 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if not 0.0 <= args.input_dropout < 1.0:
+        parser.error(f"--input-dropout must be in [0, 1), got {args.input_dropout}")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_dataset("mnist", args.data_root, download=False)
     train, test = data.train_images, data.test_images
     d, hidden = args.latent_dim, tuple(args.hidden)
-    encoder = DiagonalNormalEncoder(MLP((1, 28, 28), hidden, 2 * d, "relu"), d)
+    corrupt = torch.nn.Dropout(args.input_dropout)  # identity in eval mode and once p is 0
+    encoder = DiagonalNormalEncoder(torch.nn.Sequential(corrupt, MLP((1, 28, 28), hidden, 2 * d, "relu")), d)
     likelihood = BernoulliLikelihood(MLP(d, hidden[::-1], 784, "relu"), (1, 28, 28))
     likelihood.init_output_bias(train)
     prior = GaussianMixturePrior(d, 10, enumerate=True)
@@ -98,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_pretrained is not None:
             args.save_pretrained.parent.mkdir(parents=True, exist_ok=True)
             torch.save(nets.state_dict(), args.save_pretrained)
+    corrupt.p = 0.0  # the training with the prior sees clean images, as in DEC and VaDE
     after_init = accuracy(vae, test, data.test_labels)
     print(f"after init ({args.init}): test accuracy {after_init:.4f}", flush=True)
 
@@ -107,13 +125,15 @@ def main(argv: list[str] | None = None) -> int:
               f"test accuracy {figures['test_accuracy']:.4f}", flush=True)
 
     enum = TraceEnum_ELBO(max_plate_nesting=1)
+    callbacks = [report] if args.lr_final is None else [report, decay_learning_rate(args.lr, args.lr_final, args.epochs)]
     trainer = Trainer(vae, objective=enum, eval_objective=TraceEnum_ELBO(max_plate_nesting=1), lr=args.lr,
-                      batch_size=args.batch_size, progress=False, generator=generator, callbacks=[report])
+                      batch_size=args.batch_size, progress=False, generator=generator, callbacks=callbacks)
     record = trainer.fit(train, test, args.epochs)
     seconds = time.perf_counter() - start
     pretrained = (f"loaded {args.load_pretrained}" if args.load_pretrained else args.pretrain_epochs)
     row = {"init": args.init, "pretrain_epochs": pretrained if args.init == "fit" else 0,
-           "pretrain_beta": args.pretrain_beta, "epochs": args.epochs, "lr": args.lr,
+           "pretrain_beta": args.pretrain_beta, "input_dropout": args.input_dropout,
+           "epochs": args.epochs, "lr": args.lr, "lr_final": args.lr if args.lr_final is None else args.lr_final,
            "batch_size": args.batch_size, "seed": args.seed, "accuracy_after_init": round(after_init, 4),
            "test_accuracy": round(accuracy(vae, test, data.test_labels), 4),
            "train_accuracy": round(accuracy(vae, train, data.train_labels), 4),

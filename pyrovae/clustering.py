@@ -23,11 +23,19 @@ def _mixture_prior(vae: VAE) -> GaussianMixturePrior:
 @torch.no_grad()
 def encode_in_chunks(vae: VAE, x: Tensor, context: Tensor | None = None, batch_size: int = 1000) -> Tensor:
     """Posterior means ``vae.encode(x)`` of a whole data set, ``batch_size`` points per encoder
-    call so that memory stays bounded; ``(N, latent_dim)``."""
-    parts = []
-    for start in range(0, x.shape[0], batch_size):
-        c = None if context is None else context[start : start + batch_size]
-        parts.append(vae.encode(x[start : start + batch_size], c))
+    call so that memory stays bounded; ``(N, latent_dim)``.
+
+    The VAE runs in eval mode (dropout and other training-only noise off) and is put back in the
+    mode it was in, so codes are deterministic even in the middle of training."""
+    was_training = vae.training
+    vae.eval()
+    try:
+        parts = []
+        for start in range(0, x.shape[0], batch_size):
+            c = None if context is None else context[start : start + batch_size]
+            parts.append(vae.encode(x[start : start + batch_size], c))
+    finally:
+        vae.train(was_training)
     return torch.cat(parts)
 
 

@@ -40,3 +40,24 @@ def test_bad_input_is_refused_with_a_clear_message():
         cluster_accuracy(np.array([0, 1, 1]), np.array([0, 1]))
     with pytest.raises(ValueError, match="non-negative"):
         cluster_accuracy(np.array([-1, 1]), np.array([0, 1]))
+
+
+def test_codes_are_computed_in_eval_mode_and_the_mode_is_restored():
+    # A denoising encoder (dropout on its input) must give the same codes twice: encode_in_chunks
+    # switches dropout off for the encoding and leaves the VAE training afterwards.
+    from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder
+    from pyrovae.clustering import encode_in_chunks
+    from pyrovae.priors import StandardNormalPrior
+
+    torch.manual_seed(0)
+    encoder = DiagonalNormalEncoder(torch.nn.Sequential(torch.nn.Dropout(0.5), MLP(6, (8,), 4)), 2)
+    vae = VAE(encoder, BernoulliLikelihood(MLP(2, (8,), 6), (6,)), StandardNormalPrior(2))
+    vae.train()
+    x = torch.rand(10, 6)
+    first = encode_in_chunks(vae, x, batch_size=3)
+    torch.testing.assert_close(first, encode_in_chunks(vae, x, batch_size=4))
+    torch.testing.assert_close(first, vae.eval().encode(x))
+    vae.train()
+    encode_in_chunks(vae, x)
+    assert vae.training and encoder.net[0].training
+    assert not torch.equal(encoder(x).mean, encoder(x).mean)  # dropout is on again
