@@ -11,7 +11,8 @@ prior at random means and trains from scratch, as ``pyrovae train --prior gmm-en
 ``--input-dropout P`` pretrains as a denoising autoencoder, as DEC and VaDE do: the encoder
 sees each pixel zeroed with probability P (a ``Dropout`` in front of its network, switched
 off for the training with the prior and at evaluation) while the decoder reconstructs the
-clean image. ``--lr-final`` decays the learning rate of the training with the prior
+clean image. ``--beta`` weights the KL term of the training with the prior (the pull of each
+code towards its component; 1 is the ELBO). ``--lr-final`` decays the learning rate of the training with the prior
 geometrically, epoch by epoch, from ``--lr`` to that value.
 
 Accuracy is the Hungarian-matched agreement of ``argmax_k p(c = k | encode(x))`` with the
@@ -45,10 +46,17 @@ from pyrovae.priors import GaussianMixturePrior
 from loglik import decay_learning_rate  # benchmarks/ is the script's directory, so on sys.path
 
 RESULTS = Path(__file__).parent / "results" / "clustering.csv"
-FIELDS = ["init", "pretrain_epochs", "pretrain_beta", "input_dropout", "epochs", "lr", "lr_final",
+FIELDS = ["init", "pretrain_epochs", "pretrain_beta", "input_dropout", "epochs", "beta", "lr", "lr_final",
           "batch_size", "seed",
           "accuracy_after_init", "test_accuracy", "train_accuracy", "test_elbo", "seconds", "threads",
           "date", "command"]
+
+
+def vade_encoder(latent_dim: int, hidden: tuple[int, ...], input_dropout: float = 0.0) -> DiagonalNormalEncoder:
+    """VaDE's encoder ``784-hidden-(latent, latent)``, ReLU, behind a ``Dropout`` on its input
+    (``encoder.net[0]``, the denoising corruption; identity in eval mode or at p = 0)."""
+    net = torch.nn.Sequential(torch.nn.Dropout(input_dropout), MLP((1, 28, 28), hidden, 2 * latent_dim, "relu"))
+    return DiagonalNormalEncoder(net, latent_dim)
 
 
 def accuracy(vae: VAE, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -65,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="pretrain as a denoising autoencoder: zero each input pixel with this "
                              "probability (DEC and VaDE use 0.2); 0: no corruption")
     parser.add_argument("--epochs", type=int, default=20, help="epochs with the mixture prior")
+    parser.add_argument("--beta", type=float, default=1.0,
+                        help="weight of the KL term while training with the prior (1: the ELBO)")
     parser.add_argument("--lr-final", type=float, default=None,
                         help="decay the learning rate of the epochs with the prior geometrically to this "
                              "value (default: constant --lr)")
@@ -90,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset("mnist", args.data_root, download=False)
     train, test = data.train_images, data.test_images
     d, hidden = args.latent_dim, tuple(args.hidden)
-    corrupt = torch.nn.Dropout(args.input_dropout)  # identity in eval mode and once p is 0
-    encoder = DiagonalNormalEncoder(torch.nn.Sequential(corrupt, MLP((1, 28, 28), hidden, 2 * d, "relu")), d)
+    encoder = vade_encoder(d, hidden, args.input_dropout)
+    corrupt = encoder.net[0]
     likelihood = BernoulliLikelihood(MLP(d, hidden[::-1], 784, "relu"), (1, 28, 28))
     likelihood.init_output_bias(train)
     prior = GaussianMixturePrior(d, 10, enumerate=True)
@@ -126,14 +136,14 @@ def main(argv: list[str] | None = None) -> int:
 
     enum = TraceEnum_ELBO(max_plate_nesting=1)
     callbacks = [report] if args.lr_final is None else [report, decay_learning_rate(args.lr, args.lr_final, args.epochs)]
-    trainer = Trainer(vae, objective=enum, eval_objective=TraceEnum_ELBO(max_plate_nesting=1), lr=args.lr,
+    trainer = Trainer(vae, objective=enum, eval_objective=TraceEnum_ELBO(max_plate_nesting=1), lr=args.lr, beta=args.beta,
                       batch_size=args.batch_size, progress=False, generator=generator, callbacks=callbacks)
     record = trainer.fit(train, test, args.epochs)
     seconds = time.perf_counter() - start
     pretrained = (f"loaded {args.load_pretrained}" if args.load_pretrained else args.pretrain_epochs)
     row = {"init": args.init, "pretrain_epochs": pretrained if args.init == "fit" else 0,
            "pretrain_beta": args.pretrain_beta, "input_dropout": args.input_dropout,
-           "epochs": args.epochs, "lr": args.lr, "lr_final": args.lr if args.lr_final is None else args.lr_final,
+           "epochs": args.epochs, "beta": args.beta, "lr": args.lr, "lr_final": args.lr if args.lr_final is None else args.lr_final,
            "batch_size": args.batch_size, "seed": args.seed, "accuracy_after_init": round(after_init, 4),
            "test_accuracy": round(accuracy(vae, test, data.test_labels), 4),
            "train_accuracy": round(accuracy(vae, train, data.train_labels), 4),

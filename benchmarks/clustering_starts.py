@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
 
-from pyrovae import MLP, DiagonalNormalEncoder
 from pyrovae.clustering import cluster_accuracy
 from pyrovae.data import load_dataset
 from pyrovae.priors import GaussianMixturePrior
+
+from clustering import vade_encoder  # benchmarks/ is the script's directory, so on sys.path
 
 
 def nearest_centre(z: np.ndarray, centres: np.ndarray) -> torch.Tensor:
@@ -35,7 +36,7 @@ def main() -> None:
 
     data = load_dataset("mnist", args.data_root, download=False)
     d = args.latent_dim
-    encoder = DiagonalNormalEncoder(MLP((1, 28, 28), tuple(args.hidden), 2 * d, "relu"), d)
+    encoder = vade_encoder(d, tuple(args.hidden)).eval()
     state = torch.load(args.networks, weights_only=True)
     encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")})
     with torch.no_grad():
