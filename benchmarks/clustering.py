@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     pretrained = (f"loaded {args.load_pretrained}" if args.load_pretrained else args.pretrain_epochs)
     row = {"init": args.init, "pretrain_epochs": pretrained if args.init == "fit" else 0,
-           "pretrain_beta": args.pretrain_beta, "input_dropout": args.input_dropout,
+           # loaded networks: how they were pretrained is in the row of the run that saved them
+           "pretrain_beta": "" if args.load_pretrained else args.pretrain_beta,
+           "input_dropout": "" if args.load_pretrained else args.input_dropout,
            "epochs": args.epochs, "beta": args.beta, "lr": args.lr, "lr_final": args.lr if args.lr_final is None else args.lr_final,
            "batch_size": args.batch_size, "seed": args.seed, "accuracy_after_init": round(after_init, 4),
            "test_accuracy": round(accuracy(vae, test, data.test_labels), 4),
