@@ -12,8 +12,8 @@ prior at random means and trains from scratch, as ``pyrovae train --prior gmm-en
 sees each pixel zeroed with probability P (a ``Dropout`` in front of its network, switched
 off for the training with the prior and at evaluation) while the decoder reconstructs the
 clean image. ``--beta`` weights the KL term of the training with the prior (the pull of each
-code towards its component; 1 is the ELBO). ``--lr-final`` decays the learning rate of the training with the prior
-geometrically, epoch by epoch, from ``--lr`` to that value.
+code towards its component; 1 is the ELBO). ``--lr-final`` decays the learning rate of the
+training with the prior geometrically, epoch by epoch, from ``--lr`` to that value.
 
 Accuracy is the Hungarian-matched agreement of ``argmax_k p(c = k | encode(x))`` with the
 labels, on the 10,000 test images (held out) and the 60,000 training images. Each run appends
@@ -135,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
               f"test accuracy {figures['test_accuracy']:.4f}", flush=True)
 
     enum = TraceEnum_ELBO(max_plate_nesting=1)
-    callbacks = [report] if args.lr_final is None else [report, decay_learning_rate(args.lr, args.lr_final, args.epochs)]
-    trainer = Trainer(vae, objective=enum, eval_objective=TraceEnum_ELBO(max_plate_nesting=1), lr=args.lr, beta=args.beta,
-                      batch_size=args.batch_size, progress=False, generator=generator, callbacks=callbacks)
+    callbacks = [report]
+    if args.lr_final is not None:
+        callbacks.append(decay_learning_rate(args.lr, args.lr_final, args.epochs))
+    trainer = Trainer(vae, objective=enum, eval_objective=TraceEnum_ELBO(max_plate_nesting=1), lr=args.lr,
+                      beta=args.beta, batch_size=args.batch_size, progress=False, generator=generator,
+                      callbacks=callbacks)
     record = trainer.fit(train, test, args.epochs)
     seconds = time.perf_counter() - start
     pretrained = (f"loaded {args.load_pretrained}" if args.load_pretrained else args.pretrain_epochs)
@@ -145,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
            # loaded networks: how they were pretrained is in the row of the run that saved them
            "pretrain_beta": "" if args.load_pretrained else args.pretrain_beta,
            "input_dropout": "" if args.load_pretrained else args.input_dropout,
-           "epochs": args.epochs, "beta": args.beta, "lr": args.lr, "lr_final": args.lr if args.lr_final is None else args.lr_final,
+           "epochs": args.epochs, "beta": args.beta, "lr": args.lr,
+           "lr_final": args.lr if args.lr_final is None else args.lr_final,
            "batch_size": args.batch_size, "seed": args.seed, "accuracy_after_init": round(after_init, 4),
            "test_accuracy": round(accuracy(vae, test, data.test_labels), 4),
            "train_accuracy": round(accuracy(vae, train, data.train_labels), 4),
