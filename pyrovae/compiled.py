@@ -35,6 +35,7 @@ from torch import Tensor
 
 _depth = 0
 _training_depth = 0
+_tracing_depth = 0
 _failure: str | None = None
 _cache: dict[Callable, Callable] = {}
 
@@ -78,8 +79,28 @@ def softplus(x: Tensor) -> Tensor:
 
 def active() -> bool:
     """Whether compiled kernels should be used here and now: inside a block, with gradients
-    off unless the block is a training one."""
-    return _depth > 0 and _failure is None and (_training_depth > 0 or not torch.is_grad_enabled())
+    off unless the block is a training one, and not while a whole loss is being traced (that
+    graph is compiled as one, :mod:`pyrovae.traced_loss`)."""
+    return (_depth > 0 and _failure is None and _tracing_depth == 0
+            and (_training_depth > 0 or not torch.is_grad_enabled()))
+
+
+@contextmanager
+def tracing() -> Iterator[None]:
+    """Mark a block whose tensor operations are being recorded into a graph that will be
+    compiled as a whole: :func:`fused_forms` is true inside it, :func:`active` false."""
+    global _tracing_depth
+    _tracing_depth += 1
+    try:
+        yield
+    finally:
+        _tracing_depth -= 1
+
+
+def fused_forms() -> bool:
+    """Whether the code running now ends up in a compiled graph (``torch.compile``, or a loss
+    being traced for one), where the forms written for inductor (:func:`softplus`) pay."""
+    return _tracing_depth > 0 or torch.compiler.is_compiling()
 
 
 def call(fn: Callable, *args: Any) -> Any:
@@ -100,4 +121,4 @@ def call(fn: Callable, *args: Any) -> Any:
         return fn(*args)
 
 
-__all__ = ["compiled_kernels", "active", "call", "softplus"]
+__all__ = ["compiled_kernels", "active", "call", "fused_forms", "softplus", "tracing"]

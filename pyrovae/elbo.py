@@ -49,6 +49,10 @@ class SyncFreeTrace_ELBO(Trace_ELBO):
         loss.backward()
     """
 
+    #: Its differentiable loss reads no value back to Python (for reparameterized guides), so
+    #: :class:`~pyrovae.traced_loss.TracedLoss` may record it into one graph.
+    traceable = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lean_refused: set[Callable] = set()  # guides found to need Pyro's own path

@@ -80,7 +80,7 @@ class DiagonalNormalEncoder(Encoder):
 def _loc_scale(net: nn.Module, x: Tensor, latent_dim: int, scale: str, min_scale: float) -> tuple[Tensor, Tensor]:
     """``net(x)`` split into the location and ``to_scale(raw) + min_scale``, each ``(*batch, latent_dim)``."""
     loc, raw_scale = net(x).split(latent_dim, dim=-1)
-    if scale == "softplus" and torch.compiler.is_compiling():
+    if scale == "softplus" and compiled.fused_forms():
         return loc, compiled.softplus(raw_scale) + min_scale  # the form inductor vectorizes
     return loc, DiagonalNormalEncoder.SCALES[scale](raw_scale) + min_scale
 

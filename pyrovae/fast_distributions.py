@@ -79,6 +79,8 @@ class BernoulliImage(dist.Independent):
         if compiled.active():  # evaluation: one fused pass over the (k, batch, pixels) logits
             return compiled.call(_bernoulli_image_log_prob, self.base_dist.logits, value,
                                  self.reinterpreted_batch_ndims)
+        if compiled.fused_forms():  # inside a graph that is compiled as a whole
+            return _bernoulli_image_log_prob(self.base_dist.logits, value, self.reinterpreted_batch_ndims)
         logits, value = broadcast_all(self.base_dist.logits, value)
         bce = F.binary_cross_entropy_with_logits(logits, value, reduction="none")
         return -bce.sum(dim=list(range(-self.reinterpreted_batch_ndims, 0)))

@@ -36,6 +36,7 @@ from pyrovae.guard import NonFiniteGuard, is_invalid_values
 from pyrovae.metrics import elbo_parts
 from pyrovae.objectives import LatentScale, linear_warmup
 from pyrovae.optim import make_adam
+from pyrovae.traced_loss import TracedLoss
 from pyrovae.training_state import ResumableTraining, TrainingRecord
 
 EpochCallback = Callable[["Trainer", dict[str, float]], None]
@@ -76,14 +77,18 @@ class Trainer(ResumableTraining):
             when Pyro validation is enabled (``pyro.enable_validation``), on the first step of
             every epoch (and the first ``step`` called directly), and are off for the others: the
             checks cost about a millisecond per step and, on a GPU, synchronise with the host.
-        compile: run the encoder's and the likelihood's networks and the Bernoulli image density
-            through ``torch.compile``, forward and backward (:mod:`pyrovae.compiled`), in the
-            steps of :meth:`train_epoch` (and so of :meth:`fit`); the per-epoch evaluation stays
-            eager. Compiling takes seconds to tens of seconds once (less with inductor's on-disk
-            cache warm), after which a step on a CPU does its elementwise work (softplus, the
-            Bernoulli density) in fused loops (``benchmarks/speed.py``, contender
-            ``pyrovae-compiled``). Where compiling fails, one warning and the eager code.
-            Default off: a short run does not earn the compile back.
+        compile: compile the training steps with ``torch.compile``; the per-epoch evaluation
+            stays eager. With the default objective (one particle), a step after the first of
+            each epoch runs the whole loss, model and guide together, as one graph traced once
+            from Pyro's run and compiled forward and backward (:mod:`pyrovae.traced_loss`,
+            retraced when the KL weight, the batch shape or a train/eval mode changes); the
+            validated first step of each epoch, and every step of other objectives, run the
+            encoder's and likelihood's networks and the Bernoulli image density compiled
+            (:mod:`pyrovae.compiled`). Compiling takes seconds to tens of seconds once (less
+            with inductor's on-disk cache warm), after which a step on a CPU does its
+            elementwise work in fused loops and skips Pyro's Python (``benchmarks/speed.py``,
+            contender ``pyrovae-compiled``). Where tracing or compiling fails, one warning and
+            the eager code. Default off: a short run does not earn the compile back.
         parallel: a data-parallel strategy, e.g. :class:`pyrovae.distributed.DataParallel`: it
             wraps the loss (``wrap``), shards each epoch (``batches``, with ``set_epoch``) and
             averages figures across processes (``mean``, ``evaluate``). None: one process.
@@ -123,6 +128,9 @@ class Trainer(ResumableTraining):
         self.objective = objective or SyncFreeTrace_ELBO()
         self.loss = ELBOLoss(module, self.latent_scale(model or module.model),
                              self.latent_scale(guide or module.guide), self.objective)
+        if compile and parallel is None and getattr(self.objective, "traceable", False):
+            # The whole loss as one compiled graph, retraced when the KL weight changes.
+            self.loss = TracedLoss(self.loss, key=lambda: self.latent_scale.weight)
         self.parallel = parallel
         if parallel is not None:
             self.loss = parallel.wrap(self.loss)

@@ -86,7 +86,10 @@ def test_compiled_training_steps_match_the_eager_ones(monkeypatch):
         pyro.set_rng_seed(0)
         losses.append(trainer.train_epoch(InMemoryBatches(x, batch_size=8, shuffle=False), lambda step: 1.0))
         params.append(torch.cat([p.detach().flatten() for p in vae.parameters()]))
-    assert len(calls) == 3 * 3  # encoder net, decoder net, Bernoulli density on each of 3 steps
+    # Encoder net, decoder net and Bernoulli density on the validated first step and on the
+    # second (the KL weight not yet seen to hold still); the third runs the whole loss as one
+    # traced graph (tests/test_traced_loss.py).
+    assert len(calls) == 3 * 2
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-5)
     assert not compiled.active()  # the block ends with the epoch
