@@ -2,7 +2,7 @@
 
 from pyrovae.clustering import cluster, cluster_accuracy, component_probabilities
 from pyrovae.dreg import DReG
-from pyrovae.elbo import SyncFreeTrace_ELBO
+from pyrovae.elbo import ELBOLoss, SyncFreeTrace_ELBO
 from pyrovae.encoders import DiagonalNormalEncoder, Encoder
 from pyrovae.errors import InputError, NonFiniteError, PyrovaeError, TrainingInterrupted
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
@@ -26,6 +26,7 @@ from pyrovae.priors import (
     StandardNormalPrior,
     VampPrior,
 )
+from pyrovae.traced_loss import TracedLoss
 from pyrovae.training import Trainer, TrainingRecord
 from pyrovae.vae import VAE
 
@@ -63,6 +64,8 @@ __all__ = [
     "DReG",
     "LatentScale",
     "SyncFreeTrace_ELBO",
+    "ELBOLoss",
+    "TracedLoss",
     "linear_warmup",
     "PyrovaeError",
     "InputError",

@@ -94,6 +94,11 @@ class TracedLoss(nn.Module):
         self._ran.add(key)
         return loss
 
+    @property
+    def num_graphs(self) -> int:
+        """How many traced graphs have run so far (one per key)."""
+        return len(self._ran)
+
     def retrace(self) -> None:
         """Drop the traced graphs (after changing state that the model reads as a number)."""
         self._graphs.clear()

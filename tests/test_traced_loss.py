@@ -82,7 +82,7 @@ def test_compiled_trainer_runs_the_graph_and_matches_eager_training():
         trainers.append(trainer)
     traced = trainers[1].loss
     assert isinstance(traced, TracedLoss) and traced.refused is None
-    assert len(traced._ran) == 2  # batches of 8 and of 4 each ran as a compiled graph
+    assert traced.num_graphs == 2  # batches of 8 and of 4 each ran as a compiled graph
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-5)
 
