@@ -8,8 +8,9 @@ medians over ``--epochs`` rounds:
 * ``plain``: the same networks and the same one-sample ELBO estimator hand-written in
   PyTorch, with the same ``torch.optim.Adam`` settings as the trainer;
 * ``pyro-style``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` as in Pyro's example;
-* ``pyrovae-compiled``: the same with ``Trainer(compile=True)`` (networks and Bernoulli density
-  through ``torch.compile``); the compile falls in its warm-up round, reported apart;
+* ``pyrovae-compiled``: the same with ``Trainer(compile=True)`` (the whole loss traced once and
+  compiled as one graph, ``pyrovae.traced_loss``); the compile falls in its warm-up round,
+  reported apart;
 * ``svi-on-pyrovae``: the same ``SVI`` loop on ``vae.model`` / ``vae.guide`` (the user path);
 * ``floor``: measured ``torch.matmul`` time of the epoch's GEMMs (forward, weight gradient,
   input gradient where autograd needs one).
