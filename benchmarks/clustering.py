@@ -29,12 +29,15 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from pyro.infer import TraceEnum_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, Trainer
@@ -46,7 +49,7 @@ from pyrovae.priors import GaussianMixturePrior
 from loglik import decay_learning_rate  # benchmarks/ is the script's directory, so on sys.path
 
 RESULTS = Path(__file__).parent / "results" / "clustering.csv"
-FIELDS = ["init", "pretrain_epochs", "pretrain_beta", "input_dropout", "epochs", "beta", "lr", "lr_final",
+FIELDS = ["init", "pretrain_epochs", "pretrain_beta", "input_dropout", "augment", "epochs", "beta", "lr", "lr_final",
           "batch_size", "seed",
           "accuracy_after_init", "test_accuracy", "train_accuracy", "test_elbo", "seconds", "threads",
           "date", "command"]
@@ -57,6 +60,28 @@ def vade_encoder(latent_dim: int, hidden: tuple[int, ...], input_dropout: float 
     (``encoder.net[0]``, the denoising corruption; identity in eval mode or at p = 0)."""
     net = torch.nn.Sequential(torch.nn.Dropout(input_dropout), MLP((1, 28, 28), hidden, 2 * latent_dim, "relu"))
     return DiagonalNormalEncoder(net, latent_dim)
+
+
+def random_affine(max_degrees: float, max_shift: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A batch transform that rotates each image by up to ``max_degrees`` and shifts it by up to
+    ``max_shift`` of its width and height (uniform, drawn per image from torch's global
+    generator), bilinear, zeros outside: DEC-DA's augmentation (Guo et al. 2018, Keras's
+    ``rotation_range=10, width_shift_range=0.1, height_shift_range=0.1``).
+
+    Shapes: ``(batch, channels, height, width)`` in and out; values stay in the input's range.
+    """
+
+    def transform(images: torch.Tensor) -> torch.Tensor:
+        n = images.shape[0]
+        angle = (torch.rand(n, device=images.device) * 2 - 1) * math.radians(max_degrees)
+        # affine_grid's translation is in [-1, 1] units: a shift of s of the width is 2 s.
+        shift = (torch.rand(n, 2, device=images.device) * 2 - 1) * 2 * max_shift
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    return transform
 
 
 def accuracy(vae: VAE, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -72,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-dropout", type=float, default=0.0,
                         help="pretrain as a denoising autoencoder: zero each input pixel with this "
                              "probability (DEC and VaDE use 0.2); 0: no corruption")
+    parser.add_argument("--augment", action="store_true",
+                        help="train on randomly rotated (up to 10 degrees) and shifted (up to 10%%) images, "
+                             "in pretraining and with the prior, as DEC-DA does; evaluation sees the "
+                             "images as they are")
     parser.add_argument("--epochs", type=int, default=20, help="epochs with the mixture prior")
     parser.add_argument("--beta", type=float, default=1.0,
                         help="weight of the KL term while training with the prior (1: the ELBO)")
@@ -106,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     likelihood.init_output_bias(train)
     prior = GaussianMixturePrior(d, 10, enumerate=True)
     generator = torch.Generator().manual_seed(args.seed)
+    augment = random_affine(10.0, 0.1) if args.augment else None
     start = time.perf_counter()
 
     if args.save_pretrained is not None and args.save_pretrained.exists():
@@ -119,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.init == "fit":
         pretrain_mixture_prior(vae, train, args.pretrain_epochs, kl_weight=args.pretrain_beta,
                                restarts=args.restarts, lr=args.lr, batch_size=args.batch_size,
-                               progress=False, generator=generator,
+                               progress=False, generator=generator, transform=augment,
                                callbacks=[lambda t, f: print(f"pretrain epoch {f['epoch']}: train recon "
                                                              f"{f['train_recon']:.2f}", flush=True)])
         if args.save_pretrained is not None:
@@ -140,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         callbacks.append(decay_learning_rate(args.lr, args.lr_final, args.epochs))
     trainer = Trainer(vae, objective=enum, eval_objective=TraceEnum_ELBO(max_plate_nesting=1), lr=args.lr,
                       beta=args.beta, batch_size=args.batch_size, progress=False, generator=generator,
-                      callbacks=callbacks)
+                      transform=augment, callbacks=callbacks)
     record = trainer.fit(train, test, args.epochs)
     seconds = time.perf_counter() - start
     pretrained = (f"loaded {args.load_pretrained}" if args.load_pretrained else args.pretrain_epochs)
@@ -148,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
            # loaded networks: how they were pretrained is in the row of the run that saved them
            "pretrain_beta": "" if args.load_pretrained else args.pretrain_beta,
            "input_dropout": "" if args.load_pretrained else args.input_dropout,
+           "augment": int(args.augment),
            "epochs": args.epochs, "beta": args.beta, "lr": args.lr,
            "lr_final": args.lr if args.lr_final is None else args.lr_final,
            "batch_size": args.batch_size, "seed": args.seed, "accuracy_after_init": round(after_init, 4),
