@@ -43,8 +43,9 @@ HELP = {
     "progress": "show a progress bar",
     "checkpoint_every": "also write the checkpoint every N steps (0: after every epoch only)",
     "max_nonfinite_steps": "stop after this many steps in a row with a NaN/inf loss or gradient (each is skipped)",
-    "compile": "run the networks and the Bernoulli density through torch.compile in the training steps "
-               "(seconds to compile once, then faster epochs on a CPU; pays off on long runs)",
+    "compile": "compile the training steps with torch.compile: the whole loss traced once into one graph "
+               "(the networks and the Bernoulli density alone for M2 and other objectives); seconds to "
+               "compile once, then faster epochs on a CPU; pays off on long runs",
     "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
     "validation_size": "m2/cvae: training images held out for validation",
