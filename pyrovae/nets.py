@@ -17,8 +17,9 @@ from pyrovae import compiled
 
 class Softplus(nn.Softplus):
     """``nn.Softplus`` that, inside ``torch.compile`` (the compiled evaluation and training of
-    :mod:`pyrovae.compiled` and :mod:`pyrovae.traced_loss`), is written in the form inductor vectorizes on a CPU
-    (:func:`pyrovae.compiled.softplus`); eager calls are ``nn.Softplus``'s own."""
+    :mod:`pyrovae.compiled` and :mod:`pyrovae.traced_loss`), is written in the form inductor
+    vectorizes on a CPU (:func:`pyrovae.compiled.softplus`); eager calls are ``nn.Softplus``'s
+    own."""
 
     def forward(self, x: Tensor) -> Tensor:
         if self.beta == 1 and compiled.fused_forms():
