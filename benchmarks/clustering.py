@@ -77,7 +77,8 @@ def random_affine(max_degrees: float, max_shift: float) -> Callable[[torch.Tenso
         # affine_grid's translation is in [-1, 1] units: a shift of s of the width is 2 s.
         shift = (torch.rand(n, 2, device=images.device) * 2 - 1) * 2 * max_shift
         cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                             torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (n, 2, 3)
         grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

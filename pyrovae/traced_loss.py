@@ -13,9 +13,9 @@ What the graph takes as it was when traced: everything but the parameters, the b
 the data. A traced graph is keyed on the data's shape, dtype and device, the context's, the
 train/eval mode of every submodule, and a key the owner supplies (the trainer's KL weight),
 which is traced only once it holds still from one call to the next: a warm-up whose weight
-changes every step never traces. State of your own that the model reads as a Python number (an annealed temperature
-kept as a float attribute, say) is not in the key: call :meth:`TracedLoss.retrace` after
-changing it, or train without ``compile``.
+changes every step never traces. State of your own that the model reads as a Python number
+(an annealed temperature kept as a float attribute, say) is not in the key: call
+:meth:`TracedLoss.retrace` after changing it, or train without ``compile``.
 
 Random draws inside the graph (the reparameterized noise, dropout) come from torch's global
 generator through the eager kernels (inductor's ``fallback_random``), so a seeded run draws
