@@ -161,7 +161,12 @@ def trace_loss(loss: nn.Module, x: Tensor, context: Tensor | None = None) -> tor
     buffers = [b for _, b in loss.named_buffers()]
     originals = _tensor_slots(loss)
     try:
-        with compiled.tracing(), pyro.validation_enabled(False):
+        with compiled.tracing(), pyro.validation_enabled(False), warnings.catch_warnings():
+            # The traced parameters are detached fakes, so a model that calls pyro.module on every
+            # run (the CVAE) registers none of them in Pyro's param store, which must not hold
+            # fakes; Pyro warns about each, which says nothing here.
+            warnings.filterwarnings("ignore", message=".*not registered in the param store because "
+                                    "requires_grad=False")
             return make_fx(flat_loss, tracing_mode="fake")(params, buffers, x, context)
     finally:
         # The module must come out with its own tensors whatever happened inside.

@@ -169,3 +169,31 @@ def test_a_failing_compiler_warns_and_falls_back(monkeypatch):
             value = loss(x)
         pyro.set_rng_seed(1)
         torch.testing.assert_close(value, elbo_loss(vae)(x))
+
+
+def test_a_model_that_registers_its_module_on_every_run_leaves_the_param_store_real():
+    """The CVAE calls pyro.module in model and guide: tracing must neither store fake tensors
+    in Pyro's global param store nor warn, and the graph computes the same loss."""
+    import warnings
+
+    from test_cvae import data, tiny_cvae
+
+    cvae = tiny_cvae(baseline=False)
+    context, images = data(8)
+    loss = ELBOLoss(cvae, cvae.model, cvae.guide, SyncFreeTrace_ELBO())
+    with pyro.validation_enabled(False):
+        loss(context, images)  # eager: registers the real parameters
+    store = pyro.get_param_store()
+    before = {name: store[name] for name in store.keys()}
+    assert before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = trace_loss(loss, context, images)
+    assert {name: store[name] for name in store.keys()}.keys() == before.keys()
+    assert all(store[name] is value for name, value in before.items())
+    params = [p for _, p in loss.named_parameters()]
+    buffers = [b for _, b in loss.named_buffers()]
+    with pyro.validation_enabled(False):
+        eager = value_and_grads(lambda: loss(context, images), params, seed=5)
+    traced = value_and_grads(lambda: graph(params, buffers, context, images), params, seed=5)
+    torch.testing.assert_close(traced[0], eager[0], rtol=1e-5, atol=1e-5)
