@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.distributions import constraints
 
+from pyrovae import onednn
 from pyrovae.compiled import compiled_kernels
 from pyrovae.importance import guess_max_plate_nesting, log_importance_weights
+from pyrovae.traced_loss import TracedLoss
 
 
 def _slice(context: Tensor | None, start: int, stop: int) -> Tensor | None:
@@ -29,6 +32,7 @@ def _slice(context: Tensor | None, start: int, stop: int) -> Tensor | None:
 def log_likelihood(
     model: Callable, guide: Callable, data: Tensor, context: Tensor | None = None,
     num_samples: int = 5000, chunk_size: int | None = None, batch_size: int = 100, compile: bool | None = None,
+    progress: bool | Callable[[int], None] = False,
 ) -> Tensor:
     """Importance-sampled ``log p(x_n)`` for every data point, in nats.
 
@@ -49,10 +53,20 @@ def log_likelihood(
             decoder outputs stays in cache better and runs about 15% faster than 500 x 100
             (benchmarks/README.md, evaluation), and 500 on a GPU, which wants large passes.
         batch_size: data points per pass.
-        compile: run the likelihood's network and its log-density through ``torch.compile``
-            (:mod:`pyrovae.compiled`; a few seconds to compile, then about 1.5 times as fast on a
-            CPU). None: when the work is large, ``num_samples * N`` of ten million or more
-            (k = 1000 on the 10,000 test images), where compiling pays for itself.
+        compile: compile the computation of the importance weights (a few seconds once per
+            call; benchmarks/README.md, evaluation, has the speed). When ``model`` and
+            ``guide`` are methods of an ``nn.Module`` (``vae.model``, ``vae.guide``) or carry it
+            as ``.module`` (:func:`marginal_model`), one pass of particles is traced once and
+            compiled as one graph (:class:`~pyrovae.TracedLoss`), its linear layers run by
+            oneDNN on a CPU (:mod:`pyrovae.onednn`); otherwise, or where the pair cannot be
+            traced (one warning says why), the likelihood's network and its log-density are
+            compiled apart (:mod:`pyrovae.compiled`). Each batch's first pass runs outside the
+            graph, with Pyro's checks as set, and so does a last pass of fewer than
+            ``chunk_size`` particles. None: when the work is large, ``num_samples * N`` of ten million or
+            more (k = 1000 on the 10,000 test images), where compiling pays for itself.
+        progress: True for a progress bar over the data points (on stderr), or a function
+            called after each batch with the number of data points it held (as
+            ``tqdm.update`` is).
 
     Returns:
         ``(N,)`` estimates of ``log p(x_n)`` on ``data``'s device.
@@ -68,12 +82,31 @@ def log_likelihood(
     nesting = guess_max_plate_nesting(model, guide, data[:1], _slice(context, 0, 1))
     if compile is None:
         compile = num_samples * n >= 10_000_000
-    with compiled_kernels(compile):
-        return _log_likelihood(model, guide, data, context, num_samples, chunk_size, batch_size, nesting)
+    pair = _LogWeights(model, guide, nesting)
+    weights: nn.Module = pair
+    if compile and pair.owners is not None:
+        on_cpu = data.device.type == "cpu" and onednn.available()
+        weights = TracedLoss(pair, key=lambda: pair.num_particles, purpose="evaluating",
+                             rewrite=onednn.route_linears_to_onednn if on_cpu else None)
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=f"log p(x), k={num_samples}", unit="point")
+        progress = bar.update
+    try:
+        with compiled_kernels(compile):
+            return _log_likelihood(weights, pair, data, context, num_samples, chunk_size, batch_size,
+                                   progress or None)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def _log_likelihood(model: Callable, guide: Callable, data: Tensor, context: Tensor | None,
-                    num_samples: int, chunk_size: int, batch_size: int, nesting: int) -> Tensor:
+def _log_likelihood(weights: nn.Module, pair: _LogWeights, data: Tensor, context: Tensor | None,
+                    num_samples: int, chunk_size: int, batch_size: int,
+                    progress: Callable[[int], None] | None) -> Tensor:
+    """The loop of :func:`log_likelihood`; ``weights`` is ``pair`` or ``pair`` traced."""
     n = data.shape[0]
     out = []
     for start in range(0, n, batch_size):
@@ -82,14 +115,56 @@ def _log_likelihood(model: Callable, guide: Callable, data: Tensor, context: Ten
         done = 0
         while done < num_samples:
             k = min(chunk_size, num_samples - done)
-            log_w = log_importance_weights(model, guide, x, c, num_particles=k, max_plate_nesting=nesting)
+            pair.num_particles = k
+            # Each batch's first pass runs with Pyro's checks as the caller set them (it checks
+            # the data against the model); the passes after it repeat the same work unchecked.
+            with ExitStack() as checks:
+                if done > 0:
+                    checks.enter_context(pyro.validation_enabled(False))
+                log_w = weights(x, c)
             if log_w.shape[1] != x.shape[0]:
                 raise ValueError(f"the model's data plate holds {log_w.shape[1]} points for a batch of "
                                  f"{x.shape[0]}; put every site inside one plate over the data")
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
             done += k
         out.append(total - math.log(num_samples))
+        if progress is not None:
+            progress(x.shape[0])
     return torch.cat(out)
+
+
+def _module_of(fn: Callable) -> nn.Module | None:
+    """The ``nn.Module`` a model or guide belongs to: the owner of a bound method, or the
+    ``.module`` a function carries; None for any other callable."""
+    owner = getattr(fn, "__self__", None)
+    if not isinstance(owner, nn.Module):
+        owner = getattr(fn, "module", None)
+    return owner if isinstance(owner, nn.Module) else None
+
+
+class _LogWeights(nn.Module):
+    """``log_importance_weights`` of a model/guide pair as a module that owns the pair's
+    parameters, so that :class:`~pyrovae.TracedLoss` can record it with the parameters as
+    inputs.
+
+    ``forward(x, context)`` returns ``(num_particles, batch)``; set ``num_particles`` before a
+    call. ``owners`` is None when model or guide belongs to no module (then it is not traced).
+    """
+
+    def __init__(self, model: Callable, guide: Callable, nesting: int) -> None:
+        super().__init__()
+        self.model, self.guide, self.nesting, self.num_particles = model, guide, nesting, 1
+        found = [_module_of(model), _module_of(guide)]
+        self.owners = None if None in found else nn.ModuleList(dict.fromkeys(found))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        with ExitStack() as stack:
+            for owner in self.owners or ():
+                if hasattr(owner, "without_registration"):
+                    # No per-call pyro.module: nothing is trained here, the store needs nothing.
+                    stack.enter_context(owner.without_registration())
+            return log_importance_weights(self.model, self.guide, x, context, num_particles=self.num_particles,
+                                          max_plate_nesting=self.nesting)
 
 
 class _PriorDensity(dist.TorchDistribution):
@@ -128,6 +203,7 @@ def marginal_model(vae: Any) -> Callable:
             z = pyro.sample("z", _PriorDensity(vae.prior, context, torch.Size([x.shape[0]])))
             pyro.sample("x", vae.likelihood(z, vae._ctx(vae.likelihood, context)), obs=x)
 
+    model.module = vae  # lets log_likelihood trace it with vae's parameters as inputs
     return model
 
 
@@ -182,6 +258,7 @@ def active_units(vae: Any, data: Tensor, context: Tensor | None = None, threshol
 def evaluate_vae(
     vae: Any, data: Tensor, context: Tensor | None = None, labels: Tensor | None = None,
     num_samples: int = 5000, chunk_size: int | None = None, batch_size: int = 100, compile: bool | None = None,
+    progress: bool | Callable[[int], None] = False,
 ) -> dict[str, Any]:
     """Every figure of merit of a trained VAE on one data set, as a JSON-friendly dict.
 
@@ -200,7 +277,8 @@ def evaluate_vae(
         data: ``(N, *event_shape)`` on the model's device.
         context: ``(N, ...)`` or None.
         labels: ``(N,)`` integer class labels or None.
-        num_samples, chunk_size, batch_size, compile: as in :func:`log_likelihood`.
+        num_samples, chunk_size, batch_size, compile, progress: as in :func:`log_likelihood`
+            (the progress is that of the log-likelihood, which takes nearly all the time).
     """
     from pyrovae.clustering import cluster_accuracy
     from pyrovae.importance import ImportanceError
@@ -214,7 +292,7 @@ def evaluate_vae(
         log_importance_weights(model, vae.guide, data[:1], _slice(context, 0, 1), num_particles=1)
     except ImportanceError:
         model, figures["model_form"] = marginal_model(vae), "marginal_model"
-    ll = log_likelihood(model, vae.guide, data, context, num_samples, chunk_size, batch_size, compile)
+    ll = log_likelihood(model, vae.guide, data, context, num_samples, chunk_size, batch_size, compile, progress)
     figures["log_likelihood"] = ll.mean().item()
     figures["nll"] = -figures["log_likelihood"]
     figures["log_likelihood_sem"] = (ll.std().item() / math.sqrt(ll.numel())) if ll.numel() > 1 else float("nan")

@@ -43,13 +43,18 @@ class TracedLoss(nn.Module):
     """``loss(x, context)`` run as one compiled graph, one per key (shapes, modes, owner's key).
 
     Args:
-        loss: a module whose ``forward(x, context)`` returns a 0-d differentiable loss and
-            whose parameters and buffers are all the tensors the loss depends on besides
-            ``x`` and ``context`` (:class:`~pyrovae.elbo.ELBOLoss` is one).
+        loss: a module whose ``forward(x, context)`` returns a tensor (for training a 0-d
+            differentiable loss, :class:`~pyrovae.elbo.ELBOLoss`) and whose parameters and
+            buffers are all the tensors it depends on besides ``x`` and ``context``.
         key: a function returning extra hashable state baked into the graph (e.g. the KL
             weight), read on every call. A graph is traced only when this has not changed
             since the previous call, so a KL warm-up, whose weight changes every step, runs
             ``loss`` itself until its weight settles.
+        purpose: what the graph is for, in the warning when it is refused ("training";
+            :func:`~pyrovae.evaluation.log_likelihood` traces its importance weights with
+            "evaluating").
+        rewrite: a function that edits each recorded graph in place before it is compiled
+            (the evaluation's :func:`~pyrovae.onednn.route_linears_to_onednn`), or None.
 
     Calls with Pyro's validation enabled run ``loss`` itself (the validated step checks the
     model; the graph has no checks). Where tracing or compiling fails, one warning names the
@@ -59,9 +64,12 @@ class TracedLoss(nn.Module):
         refused: why tracing is off for good, or None.
     """
 
-    def __init__(self, loss: nn.Module, key: Callable[[], Hashable] = lambda: None) -> None:
+    def __init__(self, loss: nn.Module, key: Callable[[], Hashable] = lambda: None,
+                 purpose: str = "training", rewrite: Callable[[torch.fx.GraphModule], object] | None = None) -> None:
         super().__init__()
         self.loss = loss
+        self.purpose = purpose
+        self._rewrite = rewrite
         self._extra_key = key
         self._graphs: dict[Hashable, Callable] = {}
         self._last_extra: Hashable = _UNSET  # the owner's key at the previous call
@@ -118,6 +126,8 @@ class TracedLoss(nn.Module):
         except Exception as error:  # noqa: BLE001 - any Python the tracer cannot record
             self._refuse(f"the loss could not be traced ({_first_line(error)})")
             return None
+        if self._rewrite is not None:
+            self._rewrite(graph)
         mutated = _mutated_inputs(graph)
         if mutated:
             self._refuse(f"the loss changes its inputs in place ({mutated[0]}), e.g. a batch norm's "
@@ -129,7 +139,7 @@ class TracedLoss(nn.Module):
     def _refuse(self, reason: str) -> None:
         self.refused = reason
         self._graphs.clear()
-        warnings.warn(f"pyrovae: training without the traced loss graph: {reason}", RuntimeWarning,
+        warnings.warn(f"pyrovae: {self.purpose} without the traced graph: {reason}", RuntimeWarning,
                       stacklevel=3)
 
 
@@ -194,7 +204,9 @@ def _mutated_inputs(graph: torch.fx.GraphModule) -> list[str]:
 
 
 def _first_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+    # Some tracer errors carry their text only on the error that caused them.
+    text = str(error).strip() or str(error.__cause__ or "").strip()
+    return f"{type(error).__name__}: {(text.splitlines() or [''])[0][:200]}"
 
 
 __all__ = ["TracedLoss", "MAX_GRAPHS", "trace_loss"]
