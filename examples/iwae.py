@@ -51,7 +51,7 @@ def main() -> None:
     elbo = -Trace_ELBO().loss(vae.model, vae.guide, test) / len(test)
     iwae = -IWAE(num_particles=args.num_particles).loss(vae.model, vae.guide, test) / len(test)
     with torch.no_grad():
-        ll = log_likelihood(vae.model, vae.guide, test, num_samples=k_eval).mean().item()
+        ll = log_likelihood(vae.model, vae.guide, test, num_samples=k_eval, progress=True).mean().item()
     print(f"test: ELBO {elbo:.1f} <= IWAE (k={args.num_particles}) {iwae:.1f} <= log p(x) (k={k_eval}) {ll:.1f}")
 
 

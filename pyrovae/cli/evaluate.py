@@ -54,7 +54,8 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
     figures = evaluate_vae(vae, images, labels=None if labels is None else labels.to(torch_device),
-                           num_samples=num_samples, batch_size=batch_size, chunk_size=chunk_size)
+                           num_samples=num_samples, batch_size=batch_size, chunk_size=chunk_size,
+                           progress=True)
     figures.update(checkpoint=str(checkpoint), split=split, seed=seed, binarized=config.binarize,
                    seconds=round(time.perf_counter() - start, 1), device=str(torch_device))
     targets["json"].write_text(json.dumps(figures, indent=2) + "\n")
