@@ -188,6 +188,23 @@ def gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, inner: in
     return statistics.median(times)
 
 
+def onednn_gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, inner: int = 20) -> float:
+    """As :func:`gemm_seconds`, with oneDNN's linear (no bias), the kernel pyrovae's compiled
+    evaluation runs its linear layers with (``pyrovae.onednn``)."""
+    operands = [(torch.randn(m, k), torch.randn(n, k)) for m, k, n in shapes]
+    linear = torch.ops.mkldnn._linear_pointwise
+    for x, w in operands:
+        linear(x, w, None, "none", [], "")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            for x, w in operands:
+                linear(x, w, None, "none", [], "")
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
 @torch.no_grad()
 def reference_log_likelihood(encoder: nn.Module, decoder: nn.Module, latent_dim: int, data: Tensor,
                              num_samples: int = 5000, chunk_size: int = 500, batch_size: int = 100,
