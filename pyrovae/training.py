@@ -46,6 +46,14 @@ EpochCallback = Callable[["Trainer", dict[str, float]], None]
 StepCallback = Callable[["Trainer"], None]
 
 
+#: Steps a :meth:`Trainer.fit` must be asked for, on a CPU, before ``compile=None`` compiles.
+#: The compile costs about 3 to 8 s with inductor's cache warm and about 20 s cold; a compiled
+#: step of Pyro's tutorial network saves about 3 ms on 2 CPU cores (0.9 against 1.2 times the
+#: plain-PyTorch twin's 11 ms, benchmarks/README.md): 5,000 steps (about 21 epochs of full
+#: MNIST at batch 256) save some 15 s, several warm compiles and most of a cold one.
+AUTO_COMPILE_STEPS = 5000
+
+
 class Trainer(ResumableTraining):
     """Fits a model/guide pair (usually a :class:`~pyrovae.VAE`) by SVI.
 
@@ -91,7 +99,12 @@ class Trainer(ResumableTraining):
             with inductor's on-disk cache warm), after which a step on a CPU does its
             elementwise work in fused loops and skips Pyro's Python (``benchmarks/speed.py``,
             contender ``pyrovae-compiled``). Where tracing or compiling fails, one warning and
-            the eager code. Default off: a short run does not earn the compile back.
+            the eager code. None (the default): :meth:`fit` compiles, the whole loss as one
+            graph, when it is asked for at least :data:`AUTO_COMPILE_STEPS` steps on a CPU
+            (about 21 epochs of full MNIST at batch 256), where the compile is earned back;
+            shorter fits, steps run without ``fit``, objectives that cannot be traced
+            (``TraceEnum_ELBO``, IWAE, DReG), ``parallel`` and GPUs (not measured here) stay
+            eager unless ``compile=True``.
         parallel: a data-parallel strategy, e.g. :class:`pyrovae.distributed.DataParallel`: it
             wraps the loss (``wrap``), shards each epoch (``batches``, with ``set_epoch``) and
             averages figures across processes (``mean``, ``evaluate``). None: one process.
@@ -121,7 +134,7 @@ class Trainer(ResumableTraining):
         step_callbacks: list[StepCallback] | tuple[StepCallback, ...] = (),
         max_nonfinite_steps: int = 10,
         validate_every_step: bool = False,
-        compile: bool = False,
+        compile: bool | None = None,
         parallel: Any | None = None,
     ) -> None:
         self.module = module
@@ -131,9 +144,9 @@ class Trainer(ResumableTraining):
         self.objective = objective or SyncFreeTrace_ELBO()
         self.loss = ELBOLoss(module, self.latent_scale(model or module.model),
                              self.latent_scale(guide or module.guide), self.objective)
-        if compile and parallel is None and getattr(self.objective, "traceable", False):
-            # The whole loss as one compiled graph, retraced when the KL weight changes.
-            self.loss = TracedLoss(self.loss, key=lambda: self.latent_scale.weight)
+        self.compile = compile  # None: fit decides (AUTO_COMPILE_STEPS)
+        if compile:
+            self._use_compiled_steps(traceable=parallel is None)
         self.parallel = parallel
         if parallel is not None:
             self.loss = parallel.wrap(self.loss)
@@ -147,7 +160,6 @@ class Trainer(ResumableTraining):
         self.generator = generator
         self.callbacks = list(callbacks)
         self.validate_every_step = validate_every_step
-        self.compile = compile
         self.record = TrainingRecord()
         self.epoch = 0
         self._validate_next_step = True
@@ -162,6 +174,13 @@ class Trainer(ResumableTraining):
         self._skipped_before_epoch = 0
         self._pending_generator_state: Tensor | None = None
         self._stop_signal: int | None = None
+
+    def _use_compiled_steps(self, traceable: bool) -> None:
+        """Compile the steps from now on: the whole loss as one graph where the objective allows
+        it (retraced when the KL weight changes), the networks one by one otherwise."""
+        if traceable and getattr(self.objective, "traceable", False) and not isinstance(self.loss, TracedLoss):
+            self.loss = TracedLoss(self.loss, key=lambda: self.latent_scale.weight)
+        self.compile = True
 
     def step(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """One optimisation step on a batch; returns the loss per data point (a 0-d tensor,
@@ -258,6 +277,10 @@ class Trainer(ResumableTraining):
         batches = make_batches(*tensors, batch_size=self.batch_size, shuffle=True,
                                generator=self.generator, transform=self.transform)
         schedule = linear_warmup(self.beta, round(self.warmup_epochs * len(batches)))
+        traceable = self.parallel is None and getattr(self.objective, "traceable", False)
+        if self.compile is None and traceable and epochs * len(batches) >= AUTO_COMPILE_STEPS \
+                and train.device.type == "cpu":
+            self._use_compiled_steps(traceable=True)
         for _ in range(epochs):
             start = time.perf_counter()
             if hasattr(batches, "set_epoch"):

@@ -60,9 +60,9 @@ def test_traced_graph_computes_the_loss_it_was_traced_from(prior, guide, weight)
     assert not torch.equal(other_draw[0], traced[0])  # the noise is drawn anew, not baked in
 
 
-def small_vae() -> VAE:
+def small_vae(name: str = "vae") -> VAE:
     return VAE(DiagonalNormalEncoder(MLP((1, 4, 4), (8,), 4), 2),
-               BernoulliLikelihood(MLP(2, (8,), 16), (1, 4, 4)), StandardNormalPrior(2))
+               BernoulliLikelihood(MLP(2, (8,), 16), (1, 4, 4)), StandardNormalPrior(2), name=name)
 
 
 def test_compiled_trainer_runs_the_graph_and_matches_eager_training():
@@ -86,6 +86,25 @@ def test_compiled_trainer_runs_the_graph_and_matches_eager_training():
     assert traced.num_graphs == 2  # batches of 8 and of 4 each ran as a compiled graph
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-5)
+
+
+def test_fit_compiles_by_default_only_when_asked_for_enough_steps(monkeypatch):
+    """compile=None: a fit of AUTO_COMPILE_STEPS steps or more compiles (the whole loss as one
+    graph), a shorter one stays eager, and compile=False never compiles."""
+    import pyrovae.training
+
+    monkeypatch.setattr(torch, "compile", lambda graph, **kwargs: graph)  # the decision alone
+    monkeypatch.setattr(pyrovae.training, "AUTO_COMPILE_STEPS", 6)
+    x = torch.rand(16, 1, 4, 4)  # 2 batches of 8 per epoch
+    short = Trainer(small_vae("short"), batch_size=8, progress=False)
+    short.fit(x, epochs=2)  # 4 steps
+    assert short.compile is None and not isinstance(short.loss, TracedLoss)
+    long = Trainer(small_vae("long"), batch_size=8, progress=False)
+    long.fit(x, epochs=3)  # 6 steps
+    assert long.compile is True and isinstance(long.loss, TracedLoss) and long.loss.num_graphs == 1
+    never = Trainer(small_vae("never"), batch_size=8, progress=False, compile=False)
+    never.fit(x, epochs=3)
+    assert never.compile is False and not isinstance(never.loss, TracedLoss)
 
 
 def test_a_changing_kl_weight_never_traces_and_a_new_shape_or_mode_is_a_new_graph(monkeypatch):

@@ -45,7 +45,9 @@ HELP = {
     "max_nonfinite_steps": "stop after this many steps in a row with a NaN/inf loss or gradient (each is skipped)",
     "compile": "compile the training steps with torch.compile: the whole loss traced once into one graph "
                "(the networks and the Bernoulli density alone for M2 and other objectives); seconds to "
-               "compile once, then faster epochs on a CPU; pays off on long runs",
+               "compile once, then faster epochs on a CPU; pays off on long runs. Not given: on for "
+               "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.training."
+               "AUTO_COMPILE_STEPS; not m2, iwae, dreg or gmm-enum), off otherwise; --no-compile: always off",
     "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
     "validation_size": "m2/cvae: training images held out for validation",
@@ -64,7 +66,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         default = f.default if f.default is not MISSING else None
         kind = f.type if isinstance(f.type, type) else None
         type_names = str(f.type)
-        if type_names == "bool" or kind is bool:
+        if type_names in ("bool", "bool | None") or kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=f"{HELP.get(f.name, '')} (default: {default})")
             continue

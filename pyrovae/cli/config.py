@@ -52,7 +52,7 @@ class TrainConfig:
     progress: bool = True
     checkpoint_every: int = 0
     max_nonfinite_steps: int = 10
-    compile: bool = False
+    compile: bool | None = None
     # Semi-supervised and conditional models (pyrovae.semisupervised); ignored by --model vae.
     model: str = "vae"
     labels: int = 100
