@@ -4,13 +4,15 @@ the matmul floor, on full MNIST held in memory (ANCHORS.md, "Speed" table).
 Training contenders, alternated epoch by epoch (a b c d a b c d ...) after a warm-up round,
 medians over ``--epochs`` rounds:
 
-* ``pyrovae``: ``pyrovae.Trainer`` on a ``pyrovae.VAE`` (the ``train_seconds`` of ``fit``);
+* ``pyrovae``: ``pyrovae.Trainer`` on a ``pyrovae.VAE`` (the ``train_seconds`` of ``fit``),
+  eager: the path of fits under ``pyrovae.training.AUTO_COMPILE_STEPS`` steps;
 * ``plain``: the same networks and the same one-sample ELBO estimator hand-written in
   PyTorch, with the same ``torch.optim.Adam`` settings as the trainer;
 * ``pyro-style``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` as in Pyro's example;
 * ``pyrovae-compiled``: the same with ``Trainer(compile=True)`` (the whole loss traced once and
-  compiled as one graph, ``pyrovae.traced_loss``); the compile falls in its warm-up round,
-  reported apart;
+  compiled as one graph, ``pyrovae.traced_loss``), which the trainer's default chooses for fits
+  of ``AUTO_COMPILE_STEPS`` (5,000) steps or more on a CPU, 21 epochs here; the compile falls in
+  its warm-up round, reported apart. Issue 5's training targets are printed beside this one;
 * ``svi-on-pyrovae``: the same ``SVI`` loop on ``vae.model`` / ``vae.guide`` (the user path);
 * ``floor``: measured ``torch.matmul`` time of the epoch's GEMMs (forward, weight gradient,
   input gradient where autograd needs one).

