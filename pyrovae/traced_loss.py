@@ -7,7 +7,8 @@ Python produces the same tensor operations every time. :class:`TracedLoss` recor
 (``make_fx`` with fake tensors: no value is computed, and any Python that branches on a
 tensor's value stops the trace), hands the recorded graph to ``torch.compile``, and runs the
 compiled forward and backward on later steps. This is what Pyro's ``JitTrace_ELBO`` does with
-TorchScript, with inductor's fused kernels instead.
+TorchScript, with inductor's fused kernels instead. The compiled evaluation records its pass
+of importance-sampling particles the same way (:func:`pyrovae.evaluation.log_likelihood`).
 
 What the graph takes as it was when traced: everything but the parameters, the buffers and
 the data. A traced graph is keyed on the data's shape, dtype and device, the context's, the
