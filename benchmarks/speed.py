@@ -333,7 +333,8 @@ def time_pyrovae_evaluation(args: argparse.Namespace, vae: pyrovae.VAE, test: to
     values = log_likelihood(vae.model, vae.guide, test, num_samples=args.eval_samples, compile=True,
                             batch_size=EVAL_BATCH, progress=between_batches)
     return {"seconds": sum(batch_seconds), "batch_seconds": batch_seconds, "floor_batch_seconds": floor_seconds,
-            "onednn_floor_batch_seconds": onednn_floor_seconds, "compile_seconds": compile_seconds, "images": test.shape[0], "peak_rss": peak_rss_bytes(),
+            "onednn_floor_batch_seconds": onednn_floor_seconds, "compile_seconds": compile_seconds,
+            "images": test.shape[0], "peak_rss": peak_rss_bytes(),
             "mean_log_px": float(values.mean())}
 
 

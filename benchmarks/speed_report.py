@@ -87,7 +87,8 @@ def markdown(results: dict) -> str:
         if "floor" in ev:
             lines.append(f"| matmul floor (torch.matmul) | {ev['floor']['seconds_10000']:.1f} | |")
         if "onednn_floor" in ev:
-            lines.append(f"| matmul floor (oneDNN linear, 10,000-row passes) | {ev['onednn_floor']['seconds_10000']:.1f} | |")
+            seconds = ev["onednn_floor"]["seconds_10000"]
+            lines.append(f"| matmul floor (oneDNN linear, 10,000-row passes) | {seconds:.1f} | |")
         lines.append("")
     lines += ["| ratio | value | target |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in ratio_rows(results)]

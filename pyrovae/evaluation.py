@@ -62,8 +62,9 @@ def log_likelihood(
             traced (one warning says why), the likelihood's network and its log-density are
             compiled apart (:mod:`pyrovae.compiled`). Each batch's first pass runs outside the
             graph, with Pyro's checks as set, and so does a last pass of fewer than
-            ``chunk_size`` particles. None: when the work is large, ``num_samples * N`` of ten million or
-            more (k = 1000 on the 10,000 test images), where compiling pays for itself.
+            ``chunk_size`` particles. None: when the work is large, ``num_samples * N`` of ten
+            million or more (k = 1000 on the 10,000 test images), where compiling pays for
+            itself.
         progress: True for a progress bar over the data points (on stderr), or a function
             called after each batch with the number of data points it held (as
             ``tqdm.update`` is).
