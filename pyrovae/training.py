@@ -281,6 +281,9 @@ class Trainer(ResumableTraining):
         if self.compile is None and traceable and epochs * len(batches) >= AUTO_COMPILE_STEPS \
                 and train.device.type == "cpu":
             self._use_compiled_steps(traceable=True)
+            if self.progress:  # the first epoch stalls for the compile: say why
+                tqdm.write(f"pyrovae: {epochs * len(batches)} steps ahead, compiling the training step once "
+                           "(seconds to tens of seconds; compile=False / --no-compile to skip)")
         for _ in range(epochs):
             start = time.perf_counter()
             if hasattr(batches, "set_epoch"):
