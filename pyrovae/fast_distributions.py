@@ -93,8 +93,8 @@ def _bernoulli_image_log_prob(logits: Tensor, value: Tensor, event_dims: int) ->
     With gradients off (evaluation), ``softplus(l) = max(l, 0) + log(1 + exp(-|l|))`` and the
     logarithms are taken of products over blocks of up to 120 pixels instead of pixel by pixel:
     each factor lies in (1, 2], so a block's product stays below 2^120, inside float32's
-    range, and the pass takes one ``log`` per block instead of one per pixel (about 6% of an
-    evaluation pass of the tutorial VAE). The product's rounding, about 1e-7 relative per
+    range, and the pass takes one ``log`` per block instead of one per pixel (a few percent of
+    an evaluation pass of the tutorial VAE). The product's rounding, about 1e-7 relative per
     factor, is the same as summing the logarithms.
     """
     pixels = math.prod(logits.shape[-event_dims:]) if event_dims else 1

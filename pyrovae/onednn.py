@@ -3,9 +3,10 @@
 ``nn.Linear`` on a CPU is ``addmm(bias, x, weight.T)``, a BLAS product that first copies the
 bias into the output. oneDNN's linear (``torch.ops.mkldnn._linear_pointwise``, the kernel
 inductor uses for frozen inference graphs) computes the same product with the bias added in
-its epilogue. On the 2-core AVX-512 machine of benchmarks/README.md it ran an evaluation pass
-of the tutorial VAE's decoder (10,000 x 400 x 784) at about 0.85 of ``addmm``'s time, paired
-over 100 alternated passes (``benchmarks/speed.py``'s evaluation measures the whole effect).
+its epilogue. On the 2-core AVX-512 machine of benchmarks/README.md a whole traced evaluation
+pass of the tutorial VAE (10,000 rows) took about 0.84 of its time with ``addmm``, paired over
+100 alternated passes (a scratch measurement; ``benchmarks/speed.py``'s evaluation measures the
+whole effect).
 
 Inductor only lowers oneDNN's linear with a constant, pre-packed weight; the weights of a
 traced graph are inputs. :func:`onednn_linear` wraps the kernel as an opaque custom operator,
