@@ -176,16 +176,8 @@ def gemm_flops(shapes: list[tuple[int, int, int]]) -> float:
 def gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, inner: int = 20) -> float:
     """Median over ``repeats`` of the time of one ``torch.matmul`` of every shape (summed)."""
     operands = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n in shapes]
-    for a, b, out in operands:
-        torch.matmul(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            for a, b, out in operands:
-                torch.matmul(a, b, out=out)
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
+    return _median_seconds([lambda a=a, b=b, out=out: torch.matmul(a, b, out=out) for a, b, out in operands],
+                           repeats, inner)
 
 
 def onednn_gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, inner: int = 20) -> float:
@@ -193,14 +185,20 @@ def onednn_gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, in
     evaluation runs its linear layers with (``pyrovae.onednn``)."""
     operands = [(torch.randn(m, k), torch.randn(n, k)) for m, k, n in shapes]
     linear = torch.ops.mkldnn._linear_pointwise
-    for x, w in operands:
-        linear(x, w, None, "none", [], "")
+    return _median_seconds([lambda x=x, w=w: linear(x, w, None, "none", [], "") for x, w in operands],
+                           repeats, inner)
+
+
+def _median_seconds(products: list[Callable[[], object]], repeats: int, inner: int) -> float:
+    """Median over ``repeats`` of the time of one call of every product, after one warm-up call."""
+    for product in products:
+        product()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(inner):
-            for x, w in operands:
-                linear(x, w, None, "none", [], "")
+            for product in products:
+                product()
         times.append((time.perf_counter() - start) / inner)
     return statistics.median(times)
 

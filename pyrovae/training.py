@@ -144,10 +144,10 @@ class Trainer(ResumableTraining):
         self.objective = objective or SyncFreeTrace_ELBO()
         self.loss = ELBOLoss(module, self.latent_scale(model or module.model),
                              self.latent_scale(guide or module.guide), self.objective)
+        self.parallel = parallel
         self.compile = compile  # None: fit decides (AUTO_COMPILE_STEPS)
         if compile:
-            self._use_compiled_steps(traceable=parallel is None)
-        self.parallel = parallel
+            self._use_compiled_steps()
         if parallel is not None:
             self.loss = parallel.wrap(self.loss)
         self.eval_objective = eval_objective or Trace_ELBO()
@@ -175,10 +175,15 @@ class Trainer(ResumableTraining):
         self._pending_generator_state: Tensor | None = None
         self._stop_signal: int | None = None
 
-    def _use_compiled_steps(self, traceable: bool) -> None:
-        """Compile the steps from now on: the whole loss as one graph where the objective allows
-        it (retraced when the KL weight changes), the networks one by one otherwise."""
-        if traceable and getattr(self.objective, "traceable", False) and not isinstance(self.loss, TracedLoss):
+    @property
+    def _traceable(self) -> bool:
+        """Whether the loss can run as one traced graph: an objective that declares it, one process."""
+        return self.parallel is None and getattr(self.objective, "traceable", False)
+
+    def _use_compiled_steps(self) -> None:
+        """Compile the steps from now on: the whole loss as one graph where it can be traced
+        (retraced when the KL weight changes), the networks one by one otherwise."""
+        if self._traceable and not isinstance(self.loss, TracedLoss):
             self.loss = TracedLoss(self.loss, key=lambda: self.latent_scale.weight)
         self.compile = True
 
@@ -277,10 +282,9 @@ class Trainer(ResumableTraining):
         batches = make_batches(*tensors, batch_size=self.batch_size, shuffle=True,
                                generator=self.generator, transform=self.transform)
         schedule = linear_warmup(self.beta, round(self.warmup_epochs * len(batches)))
-        traceable = self.parallel is None and getattr(self.objective, "traceable", False)
-        if self.compile is None and traceable and epochs * len(batches) >= AUTO_COMPILE_STEPS \
+        if self.compile is None and self._traceable and epochs * len(batches) >= AUTO_COMPILE_STEPS \
                 and train.device.type == "cpu":
-            self._use_compiled_steps(traceable=True)
+            self._use_compiled_steps()
             if self.progress:  # the first epoch stalls for the compile: say why
                 tqdm.write(f"pyrovae: {epochs * len(batches)} steps ahead, compiling the training step once "
                            "(seconds to tens of seconds; compile=False / --no-compile to skip)")
