@@ -6,7 +6,10 @@ The model is VaDE's (Jiang et al. 2017): encoder 784-500-500-2000-(10, 10), deco
 enumerated site summed out by ``TraceEnum_ELBO``. ``--init fit`` is VaDE's start: the
 networks are first trained as an autoencoder (a VAE with KL weight ``--pretrain-beta``, 0 by
 default) for ``--pretrain-epochs``, then the prior is set to a diagonal mixture fitted by EM
-to the encoder's means (:meth:`GaussianMixturePrior.fit_to`). ``--init random`` starts the
+to the encoder's means (:meth:`GaussianMixturePrior.fit_to`). ``--init umap`` pretrains the
+same way but starts the prior from N2D's clustering of the codes, UMAP then the likeliest of
+ten mixture fits (:func:`pyrovae.umap_start.umap_partition`; needs ``umap-learn``), set by
+:meth:`GaussianMixturePrior.fit_to_partition`. ``--init random`` starts the
 prior at random means and trains from scratch, as ``pyrovae train --prior gmm-enum`` does.
 ``--input-dropout P`` pretrains as a denoising autoencoder, as DEC and VaDE do: the encoder
 sees each pixel zeroed with probability P (a ``Dropout`` in front of its network, switched
@@ -45,6 +48,7 @@ from pyrovae.clustering import cluster, cluster_accuracy, encode_in_chunks
 from pyrovae.data import load_dataset
 from pyrovae.mixture_start import pretrain_mixture_prior
 from pyrovae.priors import GaussianMixturePrior
+from pyrovae.umap_start import umap_partition
 
 from loglik import decay_learning_rate  # benchmarks/ is the script's directory, so on sys.path
 
@@ -91,7 +95,7 @@ def accuracy(vae: VAE, images: torch.Tensor, labels: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--init", choices=["fit", "random"], default="fit")
+    parser.add_argument("--init", choices=["fit", "umap", "random"], default="fit")
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--pretrain-beta", type=float, default=0.0,
                         help="KL weight while pretraining (0: an autoencoder, as VaDE)")
@@ -143,11 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.save_pretrained} exists; choose a new --save-pretrained path")
     vae = VAE(encoder, likelihood, prior)
     nets = torch.nn.ModuleDict({"encoder": encoder, "likelihood": likelihood})
-    if args.init == "fit" and args.load_pretrained is not None:
+    if args.init == "umap" and args.load_pretrained is not None:
+        nets.load_state_dict(torch.load(args.load_pretrained, weights_only=True))
+        print(f"pretrained networks from {args.load_pretrained}", flush=True)
+    elif args.init == "fit" and args.load_pretrained is not None:
         nets.load_state_dict(torch.load(args.load_pretrained, weights_only=True))
         prior.fit_to(encode_in_chunks(vae, train), restarts=args.restarts, generator=generator)
         print(f"pretrained networks from {args.load_pretrained}", flush=True)
-    elif args.init == "fit":
+    elif args.init in ("fit", "umap"):
         pretrain_mixture_prior(vae, train, args.pretrain_epochs, kl_weight=args.pretrain_beta,
                                restarts=args.restarts, lr=args.lr, batch_size=args.batch_size,
                                progress=False, generator=generator, transform=augment,
@@ -157,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             args.save_pretrained.parent.mkdir(parents=True, exist_ok=True)
             torch.save(nets.state_dict(), args.save_pretrained)
     corrupt.p = 0.0  # the training with the prior sees clean images, as in DEC and VaDE
+    if args.init == "umap":
+        codes = encode_in_chunks(vae, train)
+        prior.fit_to_partition(codes, umap_partition(codes, 10, seed=args.seed))
     after_init = accuracy(vae, test, data.test_labels)
     print(f"after init ({args.init}): test accuracy {after_init:.4f}", flush=True)
 
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     record = trainer.fit(train, test, args.epochs)
     seconds = time.perf_counter() - start
     pretrained = (f"loaded {args.load_pretrained}" if args.load_pretrained else args.pretrain_epochs)
-    row = {"init": args.init, "pretrain_epochs": pretrained if args.init == "fit" else 0,
+    row = {"init": args.init, "pretrain_epochs": pretrained if args.init != "random" else 0,
            # loaded networks: how they were pretrained is in the row of the run that saved them
            "pretrain_beta": "" if args.load_pretrained else args.pretrain_beta,
            "input_dropout": "" if args.load_pretrained else args.input_dropout,

@@ -27,6 +27,11 @@ class MixtureFit:
     scales: Tensor
     mean_log_likelihood: float
 
+    def most_probable(self, z: Tensor) -> Tensor:
+        """The most probable component of each of the ``(N, D)`` points, ``(N,)`` long."""
+        z = z.double()
+        return _log_joint(z, self.weights.to(z), self.means.to(z), self.scales.to(z)).argmax(-1)
+
 
 def kmeans_plus_plus(z: Tensor, num_components: int, generator: torch.Generator | None = None) -> Tensor:
     """Starting means by k-means++ (Arthur and Vassilvitskii 2007): each new centre is drawn
@@ -105,4 +110,39 @@ def fit_diagonal_gmm(z: Tensor, num_components: int, iterations: int = 200, rest
     return best
 
 
-__all__ = ["MixtureFit", "fit_diagonal_gmm", "kmeans_plus_plus"]
+def fit_to_partition(z: Tensor, labels: Tensor, num_components: int, min_scale: float = 1e-3) -> MixtureFit:
+    """The diagonal mixture that a hard partition of the codes implies: each component's weight
+    is its share of the points, its mean and standard deviation those of its points (the
+    M-step of EM with 0/1 responsibilities). Starts a mixture prior from a clustering found
+    some other way, e.g. :func:`pyrovae.umap_start.umap_partition`.
+
+    Args:
+        z: ``(N, D)`` codes.
+        labels: ``(N,)`` integer component of each code, in ``[0, num_components)``; every
+            component needs at least one point.
+        num_components: ``K``.
+        min_scale: floor on every standard deviation (a component of one point has none).
+
+    Returns:
+        A :class:`MixtureFit` with weights ``(K,)``, means and scales ``(K, D)``.
+    """
+    if z.dim() != 2 or labels.shape != z.shape[:1]:
+        raise ValueError(f"need codes (N, D) and labels (N,), got shapes {tuple(z.shape)} and {tuple(labels.shape)}")
+    labels = labels.long().to(z.device)
+    if labels.min() < 0 or labels.max() >= num_components:
+        raise ValueError(f"labels must lie in [0, {num_components}), got [{labels.min()}, {labels.max()}]")
+    counts = torch.bincount(labels, minlength=num_components).double()
+    if (counts == 0).any():
+        empty = (counts == 0).nonzero().flatten().tolist()
+        raise ValueError(f"components {empty} have no points; relabel the partition to {num_components} non-empty parts")
+    z = z.detach().double()
+    resp = torch.nn.functional.one_hot(labels, num_components).double()
+    weights = counts / counts.sum()
+    means = resp.T @ z / counts[:, None]
+    variances = resp.T @ z**2 / counts[:, None] - means**2
+    scales = variances.clamp_min(min_scale**2).sqrt()
+    log_likelihood = _log_joint(z, weights, means, scales).logsumexp(-1).mean().item()
+    return MixtureFit(weights.float(), means.float(), scales.float(), log_likelihood)
+
+
+__all__ = ["MixtureFit", "fit_diagonal_gmm", "fit_to_partition", "kmeans_plus_plus"]

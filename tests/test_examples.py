@@ -36,12 +36,23 @@ def test_every_example_is_listed():
     assert not gone, f"listed examples that do not exist: {gone}"
 
 
-@pytest.mark.parametrize("script", sorted(EXAMPLES))
-def test_example_smoke_run(script):
+def run_smoke(script: str, *options: str) -> str:
+    """Run ``script --smoke *options`` as a user would; its stdout, after checking it succeeded."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES_DIR / script), "--smoke"],
+        [sys.executable, str(EXAMPLES_DIR / script), "--smoke", *options],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
-    assert result.returncode == 0, f"{script} --smoke failed:\n{result.stderr[-3000:]}"
-    assert EXAMPLES[script] in result.stdout, result.stdout[-2000:]
+    assert result.returncode == 0, f"{script} --smoke {' '.join(options)} failed:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("script", sorted(EXAMPLES))
+def test_example_smoke_run(script):
+    stdout = run_smoke(script)
+    assert EXAMPLES[script] in stdout, stdout[-2000:]
+
+
+def test_mixture_prior_example_with_the_umap_start():
+    stdout = run_smoke("mixture_prior.py", "--umap-start")
+    assert "mixture started from the UMAP clusters" in stdout, stdout[-2000:]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.mixture_fit import MixtureFit, fit_diagonal_gmm
+from pyrovae.mixture_fit import MixtureFit, fit_diagonal_gmm, fit_to_partition
 from pyrovae.priors.base import Prior
 
 
@@ -109,7 +109,21 @@ class GaussianMixturePrior(Prior):
         Returns the fit."""
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"codes must be (N, {self.latent_dim}), got shape {tuple(z.shape)}")
-        fit = fit_diagonal_gmm(z, self.num_components, iterations, restarts, generator=generator)
+        return self.load_fit(fit_diagonal_gmm(z, self.num_components, iterations, restarts, generator=generator))
+
+    @torch.no_grad()
+    def fit_to_partition(self, z: Tensor, labels: Tensor) -> MixtureFit:
+        """Set the weights, means and scales to those of a hard partition of the codes ``z``
+        ``(N, latent_dim)``: ``labels`` ``(N,)`` in ``[0, num_components)``, e.g. from
+        :func:`pyrovae.umap_start.umap_partition`. Returns the fit."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"codes must be (N, {self.latent_dim}), got shape {tuple(z.shape)}")
+        return self.load_fit(fit_to_partition(z, labels, self.num_components))
+
+    @torch.no_grad()
+    def load_fit(self, fit: MixtureFit) -> MixtureFit:
+        """Copy a :class:`~pyrovae.mixture_fit.MixtureFit` (``K`` weights, ``(K, D)`` means and
+        scales) into the parameters. Returns it."""
         self.logits.copy_(fit.weights.log())
         self.loc.copy_(fit.means)
         # invert scale = softplus(raw) + 1e-4; softplus^-1(y) = y + log(-expm1(-y))
