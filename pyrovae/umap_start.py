@@ -57,9 +57,9 @@ def umap_partition(codes: Tensor, num_clusters: int, neighbours: int = 20, resta
         codes: ``(N, D)`` encoder means.
         num_clusters: ``K``.
         neighbours: UMAP's neighbourhood size.
-        restarts: EM starts; the likeliest fit wins (on MNIST the restarts that merge two
-            digits and split a third are clearly less likely, and one in five starts finds the
-            digits, so keep this at ten or more).
+        restarts: EM starts; the likeliest fit wins (on MNIST the fits that merge two digits
+            and split a third are clearly less likely, and in a scratch run one start in five
+            found the digits, so keep this at ten or more).
         seed: fixes the UMAP layout and the EM starts.
 
     Returns:
