@@ -147,14 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.save_pretrained} exists; choose a new --save-pretrained path")
     vae = VAE(encoder, likelihood, prior)
     nets = torch.nn.ModuleDict({"encoder": encoder, "likelihood": likelihood})
-    if args.init == "umap" and args.load_pretrained is not None:
+    if args.init != "random" and args.load_pretrained is not None:
         nets.load_state_dict(torch.load(args.load_pretrained, weights_only=True))
+        if args.init == "fit":  # --init umap sets the prior below
+            prior.fit_to(encode_in_chunks(vae, train), restarts=args.restarts, generator=generator)
         print(f"pretrained networks from {args.load_pretrained}", flush=True)
-    elif args.init == "fit" and args.load_pretrained is not None:
-        nets.load_state_dict(torch.load(args.load_pretrained, weights_only=True))
-        prior.fit_to(encode_in_chunks(vae, train), restarts=args.restarts, generator=generator)
-        print(f"pretrained networks from {args.load_pretrained}", flush=True)
-    elif args.init in ("fit", "umap"):
+    elif args.init != "random":
         pretrain_mixture_prior(vae, train, args.pretrain_epochs, kl_weight=args.pretrain_beta,
                                restarts=args.restarts, lr=args.lr, batch_size=args.batch_size,
                                progress=False, generator=generator, transform=augment,

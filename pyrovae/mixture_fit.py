@@ -62,6 +62,15 @@ def _log_joint(z: Tensor, weights: Tensor, means: Tensor, scales: Tensor) -> Ten
     return weights.log() + log_normal
 
 
+def _m_step(z: Tensor, resp: Tensor, min_scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Weights ``(K,)``, means and floored standard deviations ``(K, D)`` of points ``z``
+    ``(N, D)`` under responsibilities ``resp`` ``(N, K)``."""
+    counts = resp.sum(0) + 1e-10
+    means = resp.T @ z / counts[:, None]
+    variances = resp.T @ z**2 / counts[:, None] - means**2
+    return counts / counts.sum(), means, variances.clamp_min(min_scale**2).sqrt()
+
+
 def fit_diagonal_gmm(z: Tensor, num_components: int, iterations: int = 200, restarts: int = 3,
                      min_scale: float = 1e-3, generator: torch.Generator | None = None) -> MixtureFit:
     """Maximum-likelihood diagonal Gaussian mixture by EM, started by k-means++.
@@ -95,11 +104,7 @@ def fit_diagonal_gmm(z: Tensor, num_components: int, iterations: int = 200, rest
             log_total = log_joint.logsumexp(-1, keepdim=True)
             current = log_total.mean().item()
             resp = (log_joint - log_total).exp()  # (N, K) responsibilities
-            counts = resp.sum(0) + 1e-10
-            weights = counts / counts.sum()
-            means = resp.T @ z / counts[:, None]
-            variances = resp.T @ z**2 / counts[:, None] - means**2
-            scales = variances.clamp_min(min_scale**2).sqrt()
+            weights, means, scales = _m_step(z, resp, min_scale)
             if current - previous < 1e-7 * abs(current):
                 break
             previous = current
@@ -131,16 +136,13 @@ def fit_to_partition(z: Tensor, labels: Tensor, num_components: int, min_scale: 
     labels = labels.long().to(z.device)
     if labels.min() < 0 or labels.max() >= num_components:
         raise ValueError(f"labels must lie in [0, {num_components}), got [{labels.min()}, {labels.max()}]")
-    counts = torch.bincount(labels, minlength=num_components).double()
+    counts = torch.bincount(labels, minlength=num_components)
     if (counts == 0).any():
         empty = (counts == 0).nonzero().flatten().tolist()
         raise ValueError(f"components {empty} have no points; relabel the partition to {num_components} non-empty parts")
     z = z.detach().double()
     resp = torch.nn.functional.one_hot(labels, num_components).double()
-    weights = counts / counts.sum()
-    means = resp.T @ z / counts[:, None]
-    variances = resp.T @ z**2 / counts[:, None] - means**2
-    scales = variances.clamp_min(min_scale**2).sqrt()
+    weights, means, scales = _m_step(z, resp, min_scale)
     log_likelihood = _log_joint(z, weights, means, scales).logsumexp(-1).mean().item()
     return MixtureFit(weights.float(), means.float(), scales.float(), log_likelihood)
 

@@ -9,7 +9,7 @@ Embedding") first embeds the codes with UMAP (McInnes et al. 2018), which keeps 
 nearest neighbours close and pulls the manifolds apart, then fits the mixture there; the fit
 with the highest likelihood is kept, so no label is looked at. The partition it finds sets the
 prior in code space (:meth:`GaussianMixturePrior.fit_to_partition`), and training with the
-prior goes on from there. Measured on full MNIST in benchmarks/clustering.py (``--start umap``).
+prior goes on from there. Measured on full MNIST in benchmarks/clustering.py (``--init umap``).
 
 UMAP comes from the ``umap-learn`` package: ``pip install "pyrovae[cluster]"``.
 """

@@ -107,8 +107,7 @@ class GaussianMixturePrior(Prior):
         ``(N, latent_dim)``, as VaDE starts its prior from a pretrained encoder's codes (see
         :mod:`pyrovae.mixture_fit` and :func:`pyrovae.mixture_start.pretrain_mixture_prior`).
         Returns the fit."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"codes must be (N, {self.latent_dim}), got shape {tuple(z.shape)}")
+        self._check_codes(z)
         return self.load_fit(fit_diagonal_gmm(z, self.num_components, iterations, restarts, generator=generator))
 
     @torch.no_grad()
@@ -116,9 +115,12 @@ class GaussianMixturePrior(Prior):
         """Set the weights, means and scales to those of a hard partition of the codes ``z``
         ``(N, latent_dim)``: ``labels`` ``(N,)`` in ``[0, num_components)``, e.g. from
         :func:`pyrovae.umap_start.umap_partition`. Returns the fit."""
+        self._check_codes(z)
+        return self.load_fit(fit_to_partition(z, labels, self.num_components))
+
+    def _check_codes(self, z: Tensor) -> None:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"codes must be (N, {self.latent_dim}), got shape {tuple(z.shape)}")
-        return self.load_fit(fit_to_partition(z, labels, self.num_components))
 
     @torch.no_grad()
     def load_fit(self, fit: MixtureFit) -> MixtureFit:
