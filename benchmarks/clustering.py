@@ -8,7 +8,7 @@ networks are first trained as an autoencoder (a VAE with KL weight ``--pretrain-
 default) for ``--pretrain-epochs``, then the prior is set to a diagonal mixture fitted by EM
 to the encoder's means (:meth:`GaussianMixturePrior.fit_to`). ``--init umap`` pretrains the
 same way but starts the prior from N2D's clustering of the codes, UMAP then the likeliest of
-ten mixture fits (:func:`pyrovae.umap_start.umap_partition`; needs ``umap-learn``), set by
+ten mixture fits (:func:`pyrovae.clustering.umap_start.umap_partition`; needs ``umap-learn``), set by
 :meth:`GaussianMixturePrior.fit_to_partition`. ``--init random`` starts the
 prior at random means and trains from scratch, as ``pyrovae train --prior gmm-enum`` does.
 ``--input-dropout P`` pretrains as a denoising autoencoder, as DEC and VaDE do: the encoder
@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from pyro.infer import TraceEnum_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, Trainer
-from pyrovae.clustering import cluster, cluster_accuracy, encode_in_chunks
+from pyrovae.clustering.accuracy import cluster, cluster_accuracy, encode_in_chunks
 from pyrovae.data import load_dataset
-from pyrovae.mixture_start import pretrain_mixture_prior
+from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 from pyrovae.priors import GaussianMixturePrior
-from pyrovae.umap_start import umap_partition
+from pyrovae.clustering.umap_start import umap_partition
 
 from loglik import decay_learning_rate  # benchmarks/ is the script's directory, so on sys.path
 

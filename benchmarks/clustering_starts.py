@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
 
-from pyrovae.clustering import cluster_accuracy
+from pyrovae.clustering.accuracy import cluster_accuracy
 from pyrovae.data import load_dataset
 from pyrovae.priors import GaussianMixturePrior
 

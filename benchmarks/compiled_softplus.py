@@ -1,4 +1,4 @@
-"""Why ``pyrovae.compiled.softplus`` exists: per-element time of the fused Bernoulli log-density
+"""Why ``pyrovae.fast.compiled.softplus`` exists: per-element time of the fused Bernoulli log-density
 ``sum(x * l - softplus(l))`` compiled by inductor on a CPU, with softplus written through
 ``log1p`` (what ``F.softplus`` lowers to) and through ``log(1 + exp(-|l|))``.
 
@@ -18,9 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from pyrovae import compiled
-
-
+from pyrovae.fast import compiled
 def ns_per_element(fn, *args, repeats: int = 5) -> float:
     fn(*args)
     fn(*args)
@@ -46,7 +44,7 @@ def main() -> None:
         "eager binary_cross_entropy_with_logits": lambda l, v: -F.binary_cross_entropy_with_logits(
             l, v, reduction="none").sum(-1),
         "compiled, F.softplus (log1p)": torch.compile(lambda l, v: (v * l - F.softplus(l)).sum(-1), dynamic=True),
-        "compiled, pyrovae.compiled.softplus": torch.compile(
+        "compiled, pyrovae.fast.compiled.softplus": torch.compile(
             lambda l, v: (v * l - compiled.softplus(l)).sum(-1), dynamic=True),
     }
     for name, fn in variants.items():

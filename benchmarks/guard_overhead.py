@@ -16,7 +16,7 @@ import time
 import pyro
 import torch
 
-from pyrovae.guard import grad_norm
+from pyrovae.train.guard import grad_norm
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, Trainer
 
 

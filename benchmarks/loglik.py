@@ -34,9 +34,9 @@ from pyro.infer import Trace_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, Trainer
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset
-from pyrovae.evaluation import active_units, log_likelihood
-from pyrovae.iwae import IWAE
-from pyrovae.metrics import elbo_parts
+from pyrovae.infer.evaluation import active_units, log_likelihood
+from pyrovae.infer.iwae import IWAE
+from pyrovae.infer.metrics import elbo_parts
 from pyrovae.priors import GaussianMixturePrior, VampPrior
 
 RESULTS = Path(__file__).parent / "results" / "loglik.csv"

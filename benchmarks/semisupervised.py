@@ -45,9 +45,9 @@ from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, NormalLikel
 from pyrovae.data import load_dataset
 from pyrovae.data.quadrants import hide_quadrants
 from pyrovae.data.semisupervised import split_labelled
-from pyrovae.semisupervised import (M2, ConditionalVAE, MaskedBaseline, SemiSupervisedTrainer,
-                                    conditional_nll, fit_baseline)
-from pyrovae.semisupervised.figures import save_analogies, save_class_samples, save_completions
+from pyrovae.models import M2, ConditionalVAE, MaskedBaseline, conditional_nll, fit_baseline
+from pyrovae.train.semisupervised import SemiSupervisedTrainer
+from pyrovae.plots.semisupervised import save_analogies, save_class_samples, save_completions
 
 RESULTS = Path(__file__).parent / "results"
 FIELDS = ["model", "labels", "quadrants", "epochs", "seed", "seconds", "metric", "figure", "notes",

@@ -5,12 +5,12 @@ Training contenders, alternated epoch by epoch (a b c d a b c d ...) after a war
 medians over ``--epochs`` rounds:
 
 * ``pyrovae``: ``pyrovae.Trainer`` on a ``pyrovae.VAE`` (the ``train_seconds`` of ``fit``),
-  eager: the path of fits under ``pyrovae.training.AUTO_COMPILE_STEPS`` steps;
+  eager: the path of fits under ``pyrovae.train.trainer.AUTO_COMPILE_STEPS`` steps;
 * ``plain``: the same networks and the same one-sample ELBO estimator hand-written in
   PyTorch, with the same ``torch.optim.Adam`` settings as the trainer;
 * ``pyro-style``: ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())`` as in Pyro's example;
 * ``pyrovae-compiled``: the same with ``Trainer(compile=True)`` (the whole loss traced once and
-  compiled as one graph, ``pyrovae.traced_loss``), which the trainer's default chooses for fits
+  compiled as one graph, ``pyrovae.fast.traced_loss``), which the trainer's default chooses for fits
   of ``AUTO_COMPILE_STEPS`` (5,000) steps or more on a CPU, 21 epochs here; the compile falls in
   its warm-up round, reported apart. Issue 5's training targets are printed beside this one;
 * ``svi-on-pyrovae``: the same ``SVI`` loop on ``vae.model`` / ``vae.guide`` (the user path);
@@ -25,7 +25,7 @@ and ``--batch-size`` unlabelled images, the unlabelled label summed out), with i
 Issue 5's targets are set for the default configuration only; other configurations print
 their ratios as information.
 
-Evaluation: importance-sampled ``log p(x)`` with k samples (``pyrovae.evaluation.log_likelihood``
+Evaluation: importance-sampled ``log p(x)`` with k samples (``pyrovae.infer.evaluation.log_likelihood``
 with ``compile=True``, its default at this size, and the plain-PyTorch reference estimator in
 ``twins.py``) against its matmul floor. pyrovae's call runs batch by batch, the floor's GEMMs
 timed between its batches; its figure for 10,000 images is the one-off compilation (timed
@@ -205,7 +205,8 @@ def time_m2_training(args: argparse.Namespace, images: torch.Tensor, labels: tor
     """M2 steps (``SemiSupervisedTrainer.train_epoch``) against :mod:`twins_m2`'s contenders, on the
     same pre-drawn batches: ``--batch-size`` unlabelled images of the first ``--train-size``
     (default 10,000) after a labelled pool of 1,000, each with 100 labelled images."""
-    from pyrovae.semisupervised import M2, SemiSupervisedTrainer
+    from pyrovae.models import M2
+    from pyrovae.train.semisupervised import SemiSupervisedTrainer
 
     torch.manual_seed(0)
     k, d, h, alpha = 10, args.latent_dim, args.hidden, 50.0

@@ -13,7 +13,7 @@ import torch
 from twins import gemm_flops, gemm_seconds, linear_gemms, mixture_log_prob, onednn_gemm_seconds, reference_log_likelihood
 
 import pyrovae
-from pyrovae.onednn import available as onednn_available
+from pyrovae.fast.onednn import available as onednn_available
 
 PIXELS = 784
 EVAL_BATCH = 100  # images per pass of log_likelihood (its default batch_size)
@@ -45,7 +45,7 @@ def time_pyrovae_evaluation(args: argparse.Namespace, vae: pyrovae.VAE, test: to
     The first batch carries what a call pays once (tracing the pass; its compilation is cached
     by then); a 10,000-image call is that batch plus 99 more at the median pace of the others.
     """
-    from pyrovae.evaluation import log_likelihood
+    from pyrovae.infer.evaluation import log_likelihood
 
     # Compile once on one batch (timed apart: a full evaluation pays it once).
     start = time.perf_counter()

@@ -49,7 +49,7 @@ def ratio_rows(results: dict) -> list[tuple[str, str, str]]:
         rows.append(("CPU time: pyro-style / pyrovae", f"{c['pyro-style'] / c['pyrovae']:.3f}", "(load-robust check)"))
     ev = results.get("eval")
     if ev:
-        label = "pyrovae.evaluation.log_likelihood"
+        label = "pyrovae.infer.evaluation.log_likelihood"
         if "floor" in ev:
             # Runs since 2026-12-02 time the floor between their own batches: the median of the
             # runs' ratios; older files hold one floor measured after all runs.

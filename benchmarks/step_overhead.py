@@ -23,7 +23,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from twins import PlainTwin, decoder_net, encoder_net  # noqa: E402
 
 import pyrovae  # noqa: E402
-from pyrovae.training import ELBOLoss  # noqa: E402
+from pyrovae.train.trainer import ELBOLoss  # noqa: E402
 
 
 def vae(name: str, hidden: int, latent: int) -> pyrovae.VAE:

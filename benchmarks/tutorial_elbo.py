@@ -30,7 +30,7 @@ from torch import nn
 from pyrovae.cli.config import TrainConfig
 from pyrovae.cli.registry import build_vae
 from pyrovae.data import load_dataset
-from pyrovae.training import Trainer
+from pyrovae.train.trainer import Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tutorial_elbo.csv"
 

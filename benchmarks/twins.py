@@ -182,7 +182,7 @@ def gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, inner: in
 
 def onednn_gemm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 7, inner: int = 20) -> float:
     """As :func:`gemm_seconds`, with oneDNN's linear (no bias), the kernel pyrovae's compiled
-    evaluation runs its linear layers with (``pyrovae.onednn``)."""
+    evaluation runs its linear layers with (``pyrovae.fast.onednn``)."""
     operands = [(torch.randn(m, k), torch.randn(n, k)) for m, k, n in shapes]
     linear = torch.ops.mkldnn._linear_pointwise
     return _median_seconds([lambda x=x, w=w: linear(x, w, None, "none", [], "") for x, w in operands],

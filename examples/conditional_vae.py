@@ -13,7 +13,7 @@ from pyro.infer import SVI, Trace_ELBO
 import pyrovae
 from pyrovae.data import InMemoryBatches, load_dataset
 from pyrovae.data.quadrants import hide_quadrants
-from pyrovae.semisupervised import ConditionalVAE, MaskedBaseline, conditional_nll, fit_baseline
+from pyrovae.models import ConditionalVAE, MaskedBaseline, conditional_nll, fit_baseline
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     torchrun --nproc_per_node=2 examples/ddp_vae.py     # 2 processes (CPU: gloo, GPUs: NCCL)
     python examples/ddp_vae.py --smoke                  # 1 process, a few seconds (test suite)
 
-The pieces: the ELBO as a differentiable loss module (``pyrovae.training.ELBOLoss``, i.e.
+The pieces: the ELBO as a differentiable loss module (``pyrovae.train.trainer.ELBOLoss``, i.e.
 ``Trace_ELBO().differentiable_loss(model, guide, x) / len(x)``) wrapped whole in DDP, which
 all-reduces and averages the gradients; one shard of every epoch per process
 (``ShardedBatches``, DistributedSampler semantics); prints from rank 0 only. Each rank's loss
@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 import pyrovae
 from pyrovae.data import load_dataset
-from pyrovae.distributed import ShardedBatches, launched_by_torchrun
-from pyrovae.training import ELBOLoss
+from pyrovae.train.distributed import ShardedBatches, launched_by_torchrun
+from pyrovae.train.trainer import ELBOLoss
 
 
 def single_process_environment() -> None:

@@ -13,9 +13,9 @@ from pyro.infer import SVI, Trace_ELBO
 
 import pyrovae
 from pyrovae.data import InMemoryBatches, binarize_once, dynamic_binarize, load_dataset
-from pyrovae.dreg import DReG
-from pyrovae.evaluation import log_likelihood
-from pyrovae.iwae import IWAE
+from pyrovae.infer.dreg import DReG
+from pyrovae.infer.evaluation import log_likelihood
+from pyrovae.infer.iwae import IWAE
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ The model is  c ~ Cat(pi);  z ~ N(mu_c, sigma_c^2);  x ~ Bernoulli(decoder(z)),
 the guide is  z ~ q(z | x)  and Pyro's ``TraceEnum_ELBO`` sums the component c out exactly.
 Afterwards every test digit is assigned its most probable component, p(c | z = encoder mean).
 Before the SVI loop the networks are pretrained as an autoencoder and the mixture is started
-at an EM fit to their codes (VaDE's start, ``pyrovae.mixture_start``); ``--pretrain-epochs 0``
+at an EM fit to their codes (VaDE's start, ``pyrovae.clustering.mixture_start``); ``--pretrain-epochs 0``
 starts it at random instead. ``--umap-start`` starts it instead from N2D's clustering of the
-pretrained codes (UMAP, then a mixture fit there; ``pyrovae.umap_start``, needs
+pretrained codes (UMAP, then a mixture fit there; ``pyrovae.clustering.umap_start``, needs
 ``pip install "pyrovae[cluster]"``); on full MNIST that lifts the test clustering accuracy
 after training from 76-84% to 92.8-92.9% (benchmarks/README.md, "clustering.py", ``--init umap``).
 Measured with the defaults (2026-11-23): purity 62.2% and test ELBO
@@ -28,9 +28,9 @@ from pyro.infer import SVI, TraceEnum_ELBO
 import pyrovae
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, GaussianMixturePrior
 from pyrovae.data import InMemoryBatches, binarize_once, dynamic_binarize, load_dataset
-from pyrovae.clustering import encode_in_chunks
-from pyrovae.mixture_start import pretrain_mixture_prior
-from pyrovae.umap_start import umap_partition
+from pyrovae.clustering.accuracy import encode_in_chunks
+from pyrovae.clustering.mixture_start import pretrain_mixture_prior
+from pyrovae.clustering.umap_start import umap_partition
 
 
 def purity(vae: VAE, images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -5,7 +5,7 @@
     PYTHONPATH=$PWD python examples/resumable_svi.py --smoke   # a few seconds; checks the resume is exact
 
 Every epoch the script saves the weights, the Pyro optimizer's state, its own shuffling
-generator and every global random state with ``pyrovae.checkpoint.save_checkpoint`` (temporary
+generator and every global random state with ``pyrovae.train.checkpoint.save_checkpoint`` (temporary
 file, fsync, rename: a crash never leaves a half-written checkpoint). ``--resume`` reads it back
 with ``load_checkpoint`` (``weights_only=True``: a file carrying pickled code is refused) and
 continues as if never stopped.
@@ -22,7 +22,7 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior
-from pyrovae.checkpoint import load_checkpoint, load_module_state, rng_state, save_checkpoint, set_rng_state
+from pyrovae.train.checkpoint import load_checkpoint, load_module_state, rng_state, save_checkpoint, set_rng_state
 from pyrovae.data import InMemoryBatches, load_dataset
 
 

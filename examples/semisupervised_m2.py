@@ -15,8 +15,8 @@ from pyro.infer import SVI, TraceEnum_ELBO
 import pyrovae
 from pyrovae.data import load_dataset
 from pyrovae.data.semisupervised import MixedBatches, split_labelled
-from pyrovae.semisupervised import M2
-from pyrovae.semisupervised.figures import save_class_samples
+from pyrovae.models import M2
+from pyrovae.plots.semisupervised import save_class_samples
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
 import pyrovae
 from pyrovae.data import InMemoryBatches, load_dataset
 from pyrovae.data.semisupervised import MixedBatches, split_labelled
-from pyrovae.semisupervised import M2
+from pyrovae.models import M2
 
 
 def main() -> None:

@@ -1,21 +1,21 @@
 """pyrovae: variational autoencoders written as Pyro models and guides."""
 
-from pyrovae.clustering import cluster, cluster_accuracy, component_probabilities
-from pyrovae.dreg import DReG
-from pyrovae.elbo import ELBOLoss, SyncFreeTrace_ELBO
-from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.clustering.accuracy import cluster, cluster_accuracy, component_probabilities
+from pyrovae.infer.dreg import DReG
+from pyrovae.infer.elbo import ELBOLoss, SyncFreeTrace_ELBO
+from pyrovae.guides.diagonal import DiagonalNormalEncoder, Encoder
 from pyrovae.errors import InputError, NonFiniteError, PyrovaeError, TrainingInterrupted
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
-from pyrovae.iwae import IWAE
-from pyrovae.likelihoods import (
+from pyrovae.infer.iwae import IWAE
+from pyrovae.likelihoods.elementwise import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
     LaplaceLikelihood,
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nets import MLP, ConvDecoderNet, ConvEncoderNet
-from pyrovae.objectives import LatentScale, linear_warmup
+from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.infer.objectives import LatentScale, linear_warmup
 from pyrovae.priors import (
     ConditionalNormalPrior,
     FlowPrior,
@@ -26,9 +26,9 @@ from pyrovae.priors import (
     StandardNormalPrior,
     VampPrior,
 )
-from pyrovae.traced_loss import TracedLoss
-from pyrovae.training import Trainer, TrainingRecord
-from pyrovae.vae import VAE
+from pyrovae.fast.traced_loss import TracedLoss
+from pyrovae.train.trainer import Trainer, TrainingRecord
+from pyrovae.models.vae import VAE
 
 __version__ = "0.1.0"
 

@@ -26,7 +26,7 @@ def check_data(
         x: ``(N, *event_shape)``.
         event_shape: the shape of one data point the model expects, e.g. ``(1, 28, 28)``.
         likelihood: an object with ``in_support`` and ``support_rule`` (a
-            :class:`~pyrovae.likelihoods.Likelihood`), or None to skip the support check.
+            :class:`~pyrovae.likelihoods.elementwise.Likelihood`), or None to skip the support check.
         what: how the message names the data, e.g. ``"training data"``.
 
     Raises:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pyrovae import VAE, BernoulliLikelihood, DiagonalNormalEncoder, MLP, StandardNormalPrior, Trainer
-from pyrovae.checkpoint import (
+from pyrovae.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_module_state,

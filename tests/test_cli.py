@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrovae.checkpoint import load_checkpoint
+from pyrovae.train.checkpoint import load_checkpoint
 from pyrovae.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,8 +142,7 @@ def test_resuming_a_semisupervised_run_is_refused_with_the_fix(tmp_path, capsys)
 
 @pytest.mark.parametrize("model_flags", [[], ["--model", "m2", "--labels", "20"]])
 def test_compile_flag_reaches_the_training_steps(tmp_path, monkeypatch, model_flags):
-    from pyrovae import compiled
-
+    from pyrovae.fast import compiled
     calls = []
     # Record the compiled calls but run them eagerly: the plumbing is tested here, compiling in
     # tests/test_compiled.py.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyrovae.checkpoint import save_checkpoint
+from pyrovae.train.checkpoint import save_checkpoint
 from pyrovae.cli import main
 from pyrovae.cli.config import TrainConfig
 from pyrovae.cli.registry import build_vae
@@ -257,7 +257,7 @@ def test_non_finite_training_stops_and_keeps_checkpoint(tmp_path, capsys):
                     *TINY[:-3], "--epochs", "3", "--no-progress"], capsys, tmp_path)
     assert "3 steps in a row had a non-finite" in line and "lower learning rate" in line
     assert f"the last checkpoint in {run} was kept" in line
-    from pyrovae.checkpoint import load_checkpoint
+    from pyrovae.train.checkpoint import load_checkpoint
 
     payload = load_checkpoint(run / "checkpoint.pt", require=("trainer",))
     assert all(torch.isfinite(t).all() for t in payload["model"].values())

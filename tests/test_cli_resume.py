@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyrovae.checkpoint import load_checkpoint
+from pyrovae.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--train-size", "384", "--hidden", "32", "--latent-dim", "2", "--batch-size", "32",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyrovae.clustering import cluster_accuracy, confusion_counts
+from pyrovae.clustering.accuracy import cluster_accuracy, confusion_counts
 
 
 def test_a_permuted_perfect_clustering_scores_one():
@@ -46,7 +46,7 @@ def test_codes_are_computed_in_eval_mode_and_the_mode_is_restored():
     # A denoising encoder (dropout on its input) must give the same codes twice: encode_in_chunks
     # switches dropout off for the encoding and leaves the VAE training afterwards.
     from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder
-    from pyrovae.clustering import encode_in_chunks
+    from pyrovae.clustering.accuracy import encode_in_chunks
     from pyrovae.priors import StandardNormalPrior
 
     torch.manual_seed(0)

@@ -4,9 +4,10 @@ import pyro
 import pytest
 import torch
 
-from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, VAE, compiled
-from pyrovae.evaluation import log_likelihood
-from pyrovae.nets import Softplus
+from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, VAE
+from pyrovae.fast import compiled
+from pyrovae.infer.evaluation import log_likelihood
+from pyrovae.nn.nets import Softplus
 
 
 def small_vae() -> VAE:

@@ -8,7 +8,7 @@ from pyro.infer import Trace_ELBO
 
 from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder
 from pyrovae.data.quadrants import hide_quadrants, visible_mask
-from pyrovae.semisupervised import ConditionalVAE, MaskedBaseline, conditional_nll, fit_baseline
+from pyrovae.models import ConditionalVAE, MaskedBaseline, conditional_nll, fit_baseline
 
 SHAPE, D = (1, 8, 8), 3
 

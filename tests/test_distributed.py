@@ -20,9 +20,9 @@ from torch import Tensor
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, LearnedNormalPrior, Trainer
-from pyrovae.checkpoint import load_checkpoint
+from pyrovae.train.checkpoint import load_checkpoint
 from pyrovae.cli import main
-from pyrovae.distributed import DataParallel, ShardedBatches, launched_by_torchrun
+from pyrovae.train.distributed import DataParallel, ShardedBatches, launched_by_torchrun
 from pyrovae.priors.mixture import GaussianMixturePrior
 
 WORLD_SIZE = 2

@@ -11,8 +11,8 @@ from pyro.infer import RenyiELBO
 from torch import nn
 
 from pyrovae import Trainer
-from pyrovae.dreg import DReG
-from pyrovae.iwae import IWAE
+from pyrovae.infer.dreg import DReG
+from pyrovae.infer.iwae import IWAE
 
 
 def _vae(scale_factor=1.4, orthogonal=False):

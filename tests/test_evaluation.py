@@ -6,9 +6,9 @@ import pytest
 import torch
 from ppca_oracle import ppca_vae, random_problem
 
-from pyrovae import plots
+from pyrovae.plots import images as plots
 from pyrovae.cli import main
-from pyrovae.evaluation import active_units, evaluate_vae, kl_per_dimension
+from pyrovae.infer.evaluation import active_units, evaluate_vae, kl_per_dimension
 
 
 def _vae():

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, IAFEncoder
-from pyrovae.dreg import DReG
-from pyrovae.evaluation import evaluate_vae, log_likelihood, marginal_model
-from pyrovae.iwae import IWAE
+from pyrovae.infer.dreg import DReG
+from pyrovae.infer.evaluation import evaluate_vae, log_likelihood, marginal_model
+from pyrovae.infer.iwae import IWAE
 from pyrovae.priors import FlowPrior, GaussianMixturePrior, HierarchicalPrior, StandardNormalPrior
 
 D, LATENT = 12, 3

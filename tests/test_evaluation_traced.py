@@ -9,12 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, VAE, compiled, onednn
-from pyrovae import evaluation
-from pyrovae.evaluation import log_likelihood, marginal_model
-from pyrovae.fast_distributions import _bernoulli_image_log_prob
-from pyrovae.importance import guess_max_plate_nesting
-from pyrovae.traced_loss import TracedLoss, trace_loss
+from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, VAE
+from pyrovae.fast import compiled, onednn
+from pyrovae.infer import evaluation
+from pyrovae.infer.evaluation import log_likelihood, marginal_model
+from pyrovae.fast.distributions import _bernoulli_image_log_prob
+from pyrovae.infer.importance import guess_max_plate_nesting
+from pyrovae.fast.traced_loss import TracedLoss, trace_loss
 from prior_guide_parts import build_vae, context_for, toy_data
 from test_lean_elbo import PAIRS
 
@@ -120,7 +121,7 @@ def test_onednn_linear_is_the_linear_layer_and_skips_what_it_cannot_run():
 
 @pytest.mark.parametrize("event_shape, block", [((1, 28, 28), 112), ((3, 5, 7), 105), ((127,), None)])
 def test_bernoulli_density_by_blocks_matches_the_float64_cross_entropy(event_shape, block):
-    from pyrovae.fast_distributions import _product_block
+    from pyrovae.fast.distributions import _product_block
 
     assert _product_block(math.prod(event_shape)) == block
     torch.manual_seed(0)

@@ -1,9 +1,9 @@
-"""The shortcut scores in pyrovae.fast_distributions equal torch's Normal.log_prob, values and gradients."""
+"""The shortcut scores in pyrovae.fast.distributions equal torch's Normal.log_prob, values and gradients."""
 
 import pyro.distributions as dist
 import torch
 
-from pyrovae.fast_distributions import BernoulliImage, NoiseCachingNormal, StandardNormal
+from pyrovae.fast.distributions import BernoulliImage, NoiseCachingNormal, StandardNormal
 
 
 def test_own_draw_scored_from_its_noise_equals_the_normal_density_and_its_gradient():

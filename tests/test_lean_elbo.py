@@ -9,7 +9,7 @@ import torch
 from pyro.infer import Trace_ELBO
 
 from pyrovae import LatentScale
-from pyrovae.elbo import SyncFreeTrace_ELBO, _lean_negative_elbo
+from pyrovae.infer.elbo import SyncFreeTrace_ELBO, _lean_negative_elbo
 from prior_guide_parts import GUIDES, PRIORS, build_vae, context_for, toy_data
 from test_training_fast_path import discrete_latent_pair
 

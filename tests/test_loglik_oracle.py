@@ -7,9 +7,9 @@ import torch
 from pyro.infer import Trace_ELBO
 from ppca_oracle import exact_log_px, ppca_vae, random_problem, standard_error_of_log_mean
 
-from pyrovae.evaluation import log_likelihood, marginal_model
-from pyrovae.importance import log_importance_weights
-from pyrovae.iwae import IWAE
+from pyrovae.infer.evaluation import log_likelihood, marginal_model
+from pyrovae.infer.importance import log_importance_weights
+from pyrovae.infer.iwae import IWAE
 
 
 def _problem(scale_factor=1.4):

@@ -13,7 +13,8 @@ from torch import nn
 from pyrovae import MLP, DiagonalNormalEncoder, NormalLikelihood
 from pyrovae.data.semisupervised import split_labelled
 from pyrovae.priors import Prior
-from pyrovae.semisupervised import M2, SemiSupervisedLoss, SemiSupervisedTrainer
+from pyrovae.models import M2
+from pyrovae.train.semisupervised import SemiSupervisedLoss, SemiSupervisedTrainer
 
 K, D, X = 3, 2, 4
 

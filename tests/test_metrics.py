@@ -7,7 +7,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from pyrovae.metrics import elbo_parts
+from pyrovae.infer.metrics import elbo_parts
 
 
 def model(x, context=None):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pyrovae.clustering import cluster_accuracy
-from pyrovae.mixture_fit import fit_diagonal_gmm, kmeans_plus_plus
+from pyrovae.clustering.accuracy import cluster_accuracy
+from pyrovae.priors.mixture_fit import fit_diagonal_gmm, kmeans_plus_plus
 from pyrovae.priors import GaussianMixturePrior
 
 WEIGHTS = torch.tensor([0.5, 0.3, 0.2])
@@ -61,8 +61,8 @@ def test_pretraining_starts_the_prior_at_the_clusters_of_the_codes():
     # Three well-separated blobs in 8 dimensions: after a short autoencoder pretraining the
     # fitted mixture alone (no training with the prior yet) should recover the blobs.
     from pyrovae import MLP, VAE, DiagonalNormalEncoder, NormalLikelihood, StandardNormalPrior
-    from pyrovae.clustering import cluster
-    from pyrovae.mixture_start import pretrain_mixture_prior
+    from pyrovae.clustering.accuracy import cluster
+    from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 
     torch.manual_seed(0)
     labels = torch.arange(3).repeat(200)

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyrovae import plots
-
+from pyrovae.plots import images as plots
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

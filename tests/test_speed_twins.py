@@ -14,7 +14,8 @@ import torch
 from pyro.infer import Trace_ELBO
 
 import pyrovae
-from pyrovae.semisupervised import M2, SemiSupervisedLoss
+from pyrovae.models import M2
+from pyrovae.train.semisupervised import SemiSupervisedLoss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from twins import PlainMixture, PlainTwin, PyroStyle, decoder_net, encoder_net  # noqa: E402

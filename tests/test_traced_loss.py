@@ -11,8 +11,8 @@ from torch import nn
 
 from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, LatentScale, StandardNormalPrior, Trainer, VAE
 from pyrovae.data import InMemoryBatches
-from pyrovae.elbo import ELBOLoss, SyncFreeTrace_ELBO
-from pyrovae.traced_loss import TracedLoss, trace_loss
+from pyrovae.infer.elbo import ELBOLoss, SyncFreeTrace_ELBO
+from pyrovae.fast.traced_loss import TracedLoss, trace_loss
 from prior_guide_parts import build_vae, context_for, toy_data
 from test_lean_elbo import PAIRS
 
@@ -91,10 +91,10 @@ def test_compiled_trainer_runs_the_graph_and_matches_eager_training():
 def test_fit_compiles_by_default_only_when_asked_for_enough_steps(monkeypatch):
     """compile=None: a fit of AUTO_COMPILE_STEPS steps or more compiles (the whole loss as one
     graph), a shorter one stays eager, and compile=False never compiles."""
-    import pyrovae.training
+    import pyrovae.train.trainer
 
     monkeypatch.setattr(torch, "compile", lambda graph, **kwargs: graph)  # the decision alone
-    monkeypatch.setattr(pyrovae.training, "AUTO_COMPILE_STEPS", 6)
+    monkeypatch.setattr(pyrovae.train.trainer, "AUTO_COMPILE_STEPS", 6)
     x = torch.rand(16, 1, 4, 4)  # 2 batches of 8 per epoch
     short = Trainer(small_vae("short"), batch_size=8, progress=False)
     short.fit(x, epochs=2)  # 4 steps
@@ -109,7 +109,7 @@ def test_fit_compiles_by_default_only_when_asked_for_enough_steps(monkeypatch):
 
 def test_a_changing_kl_weight_never_traces_and_a_new_shape_or_mode_is_a_new_graph(monkeypatch):
     traced_shapes = []
-    monkeypatch.setattr("pyrovae.traced_loss.trace_loss",
+    monkeypatch.setattr("pyrovae.fast.traced_loss.trace_loss",
                         lambda loss, x, c: traced_shapes.append(x.shape) or trace_loss(loss, x, c))
     monkeypatch.setattr(torch, "compile", lambda graph, **kwargs: graph)  # the recording alone
     vae = small_vae()

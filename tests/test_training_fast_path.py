@@ -10,8 +10,8 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.util import is_validation_enabled
 
 from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, LatentScale, StandardNormalPrior, Trainer, VAE
-from pyrovae.elbo import SyncFreeTrace_ELBO
-from pyrovae.training import make_adam
+from pyrovae.infer.elbo import SyncFreeTrace_ELBO
+from pyrovae.train.trainer import make_adam
 
 
 def tiny_vae(name: str = "vae") -> VAE:

@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from pyrovae.clustering import cluster_accuracy
-from pyrovae.mixture_fit import fit_diagonal_gmm, fit_to_partition
+from pyrovae.clustering.accuracy import cluster_accuracy
+from pyrovae.priors.mixture_fit import fit_diagonal_gmm, fit_to_partition
 from pyrovae.priors import GaussianMixturePrior
-from pyrovae.umap_start import umap_partition
+from pyrovae.clustering.umap_start import umap_partition
 
 
 def test_a_partition_gives_its_shares_means_and_standard_deviations():

@@ -46,7 +46,7 @@ HELP = {
     "compile": "compile the training steps with torch.compile: the whole loss traced once into one graph "
                "(the networks and the Bernoulli density alone for M2 and other objectives); seconds to "
                "compile once, then faster epochs on a CPU; pays off on long runs. Not given: on for "
-               "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.training."
+               "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.train.trainer."
                "AUTO_COMPILE_STEPS; not m2, iwae, dreg or gmm-enum), off otherwise; --no-compile: always off",
     "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",

@@ -7,10 +7,10 @@ import math
 
 from pyrovae.cli.config import ConfigError, TrainConfig
 from pyrovae.cli.registry import LIKELIHOODS, PRIORS, _lookup
-from pyrovae.encoders import DiagonalNormalEncoder
-from pyrovae.likelihoods import BernoulliLikelihood
-from pyrovae.nets import MLP
-from pyrovae.semisupervised import M2, ConditionalVAE, MaskedBaseline
+from pyrovae.guides.diagonal import DiagonalNormalEncoder
+from pyrovae.likelihoods.elementwise import BernoulliLikelihood
+from pyrovae.nn.nets import MLP
+from pyrovae.models import M2, ConditionalVAE, MaskedBaseline
 
 Shape = tuple[int, ...]
 

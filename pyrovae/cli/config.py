@@ -11,6 +11,10 @@ from typing import Any
 
 from pyrovae.errors import PyrovaeError
 
+# The files a training run writes into its output folder.
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+
 
 class ConfigError(PyrovaeError, ValueError):
     """A configuration value is unknown or out of range; the message names it and the fix."""
@@ -53,7 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     max_nonfinite_steps: int = 10
     compile: bool | None = None
-    # Semi-supervised and conditional models (pyrovae.semisupervised); ignored by --model vae.
+    # Semi-supervised and conditional models (pyrovae.models.m2, pyrovae.models.cvae); ignored by --model vae.
     model: str = "vae"
     labels: int = 100
     validation_size: int = 1000

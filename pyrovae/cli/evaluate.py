@@ -10,12 +10,12 @@ from typing import Any
 import pyro
 import torch
 
-from pyrovae import plots
+from pyrovae.plots import images as plots
 from pyrovae.cli.config import ConfigError
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
 from pyrovae.data import binarize_once, load_dataset
-from pyrovae.evaluation import evaluate_vae
+from pyrovae.infer.evaluation import evaluate_vae
 
 
 def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", limit: int | None = None,

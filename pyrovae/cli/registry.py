@@ -11,19 +11,19 @@ from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from torch import nn
 
 from pyrovae.cli.config import ConfigError, TrainConfig
-from pyrovae.dreg import DReG
-from pyrovae.elbo import SyncFreeTrace_ELBO
-from pyrovae.encoders import DiagonalNormalEncoder, Encoder
+from pyrovae.infer.dreg import DReG
+from pyrovae.infer.elbo import SyncFreeTrace_ELBO
+from pyrovae.guides.diagonal import DiagonalNormalEncoder, Encoder
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
-from pyrovae.iwae import IWAE
-from pyrovae.likelihoods import (
+from pyrovae.infer.iwae import IWAE
+from pyrovae.likelihoods.elementwise import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
     LaplaceLikelihood,
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
 from pyrovae.priors import (
     FlowPrior,
     GaussianMixturePrior,
@@ -33,7 +33,7 @@ from pyrovae.priors import (
     StandardNormalPrior,
     VampPrior,
 )
-from pyrovae.vae import VAE
+from pyrovae.models.vae import VAE
 
 Shape = tuple[int, ...]
 
@@ -82,7 +82,7 @@ GUIDES: dict[str, tuple[Callable[[TrainConfig], int], Callable[[nn.Module, Train
 
 #: name -> objective builder: config -> object with ``differentiable_loss``
 OBJECTIVES: dict[str, Callable[[TrainConfig], Any]] = {
-    # Trace_ELBO's estimator and gradient, without a host sync per step (pyrovae/elbo.py).
+    # Trace_ELBO's estimator and gradient, without a host sync per step (pyrovae/infer/elbo.py).
     "elbo": lambda c: SyncFreeTrace_ELBO(num_particles=c.num_particles, vectorize_particles=c.num_particles > 1,
                                          max_plate_nesting=1),
     "meanfield": lambda c: TraceMeanField_ELBO(num_particles=c.num_particles,

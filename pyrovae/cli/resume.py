@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pyrovae.checkpoint import load_checkpoint
+from pyrovae.train.checkpoint import load_checkpoint
 from pyrovae.cli.config import ConfigError, TrainConfig
 
 #: Settings a resumed run may change: they touch neither the model nor the random streams.

@@ -7,11 +7,11 @@ from pathlib import Path
 import pyro
 import torch
 
-from pyrovae import plots
-from pyrovae.checkpoint import CheckpointError, load_checkpoint, load_module_state
+from pyrovae.plots import images as plots
+from pyrovae.train.checkpoint import CheckpointError, load_checkpoint, load_module_state
 from pyrovae.cli.config import TrainConfig
 from pyrovae.cli.registry import build_vae
-from pyrovae.vae import VAE
+from pyrovae.models.vae import VAE
 
 
 def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE, TrainConfig]:
@@ -44,7 +44,7 @@ def run_sample(checkpoint: str, num_samples: int, out: str | None, seed: int) ->
 def _sample_m2(checkpoint: str, payload: dict, num_samples: int, out: str | None, seed: int) -> Path:
     """M2: one row per class, ``num_samples // num_classes`` (at least 1) draws of z each."""
     from pyrovae.cli.conditional_registry import build_m2
-    from pyrovae.semisupervised.figures import save_class_samples
+    from pyrovae.plots.semisupervised import save_class_samples
 
     config = TrainConfig.from_dict(payload["config"], source=str(checkpoint))
     m2 = build_m2(config, tuple(payload["image_shape"]), payload["num_classes"])

@@ -12,19 +12,17 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from pyrovae.checkpoint import CheckpointEvery, load_checkpoint, restore_training
-from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint, restore_training
+from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
-from pyrovae.distributed import DataParallel, launched_by_torchrun
-from pyrovae.interrupts import stop_on_signals
-from pyrovae.mixture_start import pretrain_mixture_prior
-from pyrovae.report import save_run_pictures
-from pyrovae.training import Trainer, TrainingRecord
+from pyrovae.train.distributed import DataParallel, launched_by_torchrun
+from pyrovae.train.interrupts import stop_on_signals
+from pyrovae.clustering.mixture_start import pretrain_mixture_prior
+from pyrovae.plots.report import save_run_pictures
+from pyrovae.train.trainer import Trainer, TrainingRecord
 
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.jsonl"
 #: Files whose presence means a folder already holds a run.
 RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME)
 
@@ -78,7 +76,7 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     :class:`~pyrovae.errors.TrainingInterrupted` (exit code 130 or 143).
 
     Under ``torchrun`` every process trains on its shard with ``--batch-size`` images per step
-    (see :mod:`pyrovae.distributed`); only rank 0 writes outputs.
+    (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
     if config.model != "vae":

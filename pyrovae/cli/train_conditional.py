@@ -12,18 +12,18 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from pyrovae import plots
-from pyrovae.checkpoint import save_checkpoint
+from pyrovae.plots import images as plots
+from pyrovae.train.checkpoint import save_checkpoint
 from pyrovae.cli.conditional_registry import build_cvae, build_m2
-from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import pick_device
-from pyrovae.cli.train import CHECKPOINT_NAME, METRICS_NAME
 from pyrovae.data import load_dataset
 from pyrovae.data.quadrants import hide_quadrants
 from pyrovae.data.semisupervised import split_labelled
-from pyrovae.semisupervised import SemiSupervisedTrainer, conditional_nll, fit_baseline
-from pyrovae.semisupervised.figures import save_analogies, save_class_samples, save_completions
-from pyrovae.training import Trainer, TrainingRecord
+from pyrovae.models import conditional_nll, fit_baseline
+from pyrovae.train.semisupervised import SemiSupervisedTrainer
+from pyrovae.plots.semisupervised import save_analogies, save_class_samples, save_completions
+from pyrovae.train.trainer import Trainer, TrainingRecord
 
 
 def _epoch_logger(config: TrainConfig, out: Path, model: torch.nn.Module, image_shape: Any,

@@ -1,6 +1,7 @@
-"""Guides q(z | x) beyond the diagonal Normal: drop-in ``encoder=`` modules for :class:`pyrovae.VAE`."""
+"""Guides q(z | x): amortized encoders, drop-in ``encoder=`` modules for :class:`pyrovae.VAE`."""
 
 from pyrovae.guides.covariance import FullCovarianceNormalEncoder, LowRankNormalEncoder
+from pyrovae.guides.diagonal import DiagonalNormalEncoder, Encoder
 from pyrovae.guides.flow import IAFEncoder
 
-__all__ = ["IAFEncoder", "LowRankNormalEncoder", "FullCovarianceNormalEncoder"]
+__all__ = ["Encoder", "DiagonalNormalEncoder", "IAFEncoder", "LowRankNormalEncoder", "FullCovarianceNormalEncoder"]

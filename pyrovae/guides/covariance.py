@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.encoders import Encoder
+from pyrovae.guides.diagonal import Encoder
 from pyrovae.guides.inputs import network_output
 
 
@@ -16,7 +16,7 @@ class LowRankNormalEncoder(Encoder):
 
     ``LowRankMultivariateNormal`` scores and samples in ``O(latent_dim * rank^2)``, so rank-``r``
     correlations cost little more than the diagonal encoder (``rank=0`` is not allowed: use
-    :class:`~pyrovae.encoders.DiagonalNormalEncoder`).
+    :class:`~pyrovae.guides.diagonal.DiagonalNormalEncoder`).
 
     Args:
         net: maps the input (see :func:`~pyrovae.guides.inputs.network_output`) to

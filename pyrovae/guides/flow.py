@@ -9,7 +9,7 @@ import pyro.distributions.transforms as T
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.encoders import Encoder
+from pyrovae.guides.diagonal import Encoder
 from pyrovae.guides.inputs import network_output
 
 

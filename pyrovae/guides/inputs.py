@@ -9,7 +9,7 @@ from torch import Tensor, nn
 def network_output(net: nn.Module, x: Tensor, context: Tensor | None, context_dim: int) -> Tensor:
     """``net(x)``, or ``net(cat(flatten(x), context))`` for a conditional guide.
 
-    The same rule as :class:`pyrovae.encoders.DiagonalNormalEncoder`, so any network built for
+    The same rule as :class:`pyrovae.guides.diagonal.DiagonalNormalEncoder`, so any network built for
     that encoder (with the output size it needs here) works.
 
     Args:

@@ -26,7 +26,7 @@ never touch the VAE:
 ``log_prob(z, context)`` is the marginal density ``log p(z)`` where it is tractable (used by
 evaluation and by ``sample``); a prior whose marginal is intractable says so by raising.
 Every latent site a prior adds is unobserved, so beta and KL warm-up, which scale unobserved
-sites (see ``pyrovae.objectives``), reach it without the prior knowing.
+sites (see ``pyrovae.infer.objectives``), reach it without the prior knowing.
 """
 
 from __future__ import annotations

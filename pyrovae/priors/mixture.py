@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.mixture_fit import MixtureFit, fit_diagonal_gmm, fit_to_partition
+from pyrovae.priors.mixture_fit import MixtureFit, fit_diagonal_gmm, fit_to_partition
 from pyrovae.priors.base import Prior
 
 
@@ -105,7 +105,7 @@ class GaussianMixturePrior(Prior):
                generator: torch.Generator | None = None) -> MixtureFit:
         """Set the weights, means and scales to a mixture fitted by EM to the codes ``z``
         ``(N, latent_dim)``, as VaDE starts its prior from a pretrained encoder's codes (see
-        :mod:`pyrovae.mixture_fit` and :func:`pyrovae.mixture_start.pretrain_mixture_prior`).
+        :mod:`pyrovae.priors.mixture_fit` and :func:`pyrovae.clustering.mixture_start.pretrain_mixture_prior`).
         Returns the fit."""
         self._check_codes(z)
         return self.load_fit(fit_diagonal_gmm(z, self.num_components, iterations, restarts, generator=generator))
@@ -114,7 +114,7 @@ class GaussianMixturePrior(Prior):
     def fit_to_partition(self, z: Tensor, labels: Tensor) -> MixtureFit:
         """Set the weights, means and scales to those of a hard partition of the codes ``z``
         ``(N, latent_dim)``: ``labels`` ``(N,)`` in ``[0, num_components)``, e.g. from
-        :func:`pyrovae.umap_start.umap_partition`. Returns the fit."""
+        :func:`pyrovae.clustering.umap_start.umap_partition`. Returns the fit."""
         self._check_codes(z)
         return self.load_fit(fit_to_partition(z, labels, self.num_components))
 
@@ -124,7 +124,7 @@ class GaussianMixturePrior(Prior):
 
     @torch.no_grad()
     def load_fit(self, fit: MixtureFit) -> MixtureFit:
-        """Copy a :class:`~pyrovae.mixture_fit.MixtureFit` (``K`` weights, ``(K, D)`` means and
+        """Copy a :class:`~pyrovae.priors.mixture_fit.MixtureFit` (``K`` weights, ``(K, D)`` means and
         scales) into the parameters. Returns it."""
         self.logits.copy_(fit.weights.log())
         self.loc.copy_(fit.means)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.fast_distributions import StandardNormal
+from pyrovae.fast.distributions import StandardNormal
 from pyrovae.priors.base import Prior
 
 

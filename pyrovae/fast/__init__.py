@@ -1,0 +1,1 @@
+"""Speed machinery that wraps the core from outside: tracing, compiling, oneDNN kernels."""

@@ -1,0 +1,1 @@
+"""Inference: objectives (ELBO, IWAE, DReG, KL weighting), importance sampling and evaluation."""

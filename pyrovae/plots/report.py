@@ -1,0 +1,67 @@
+"""The pictures a training run leaves behind: reconstructions, samples, curves, interpolations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from pyrovae.plots import images as plots
+from pyrovae.models.vae import VAE
+
+
+@torch.no_grad()
+def save_run_pictures(
+    vae: VAE,
+    test_images: Tensor,
+    test_labels: Tensor | None,
+    history: list[dict[str, float]],
+    out_dir: str | Path,
+    num_images: int = 50,
+) -> list[Path]:
+    """Write the standard PNGs of a trained VAE into ``out_dir``.
+
+    Always: ``reconstructions.png`` (inputs above their reconstructions), ``samples.png``
+    (decoded draws from the prior), ``training_curves.png`` (ELBO, reconstruction and KL per
+    epoch), ``interpolation.png`` (decoded points between pairs of test inputs). For a 2-D
+    latent space also ``latent_space.png`` (test-set posterior means coloured by label) and
+    ``manifold.png`` (decoded grid over z1, z2).
+
+    Args:
+        vae: a trained model, on any device.
+        test_images: ``(N, *event_shape)`` held-out data on the model's device.
+        test_labels: ``(N,)`` or None.
+        history: per-epoch figures (``TrainingRecord.history``).
+        out_dir: folder for the PNGs.
+        num_images: how many inputs and samples to show.
+
+    Returns:
+        The paths written.
+    """
+    out = Path(out_dir)
+    vae.eval()
+    x = test_images[:num_images]
+    paths = [
+        plots.save_reconstructions(x, vae.reconstruct(x), out / "reconstructions.png",
+                                   title="test inputs (odd rows) and reconstructions (even rows)"),
+        plots.save_image_grid(vae.sample(num_images).clamp(0, 1), out / "samples.png",
+                              title="samples from the prior"),
+        plots.save_training_curves(history, out / "training_curves.png"),
+    ]
+    pairs = min(8, x.shape[0] // 2)
+    if pairs:
+        strips = vae.interpolate(x[:pairs], x[pairs : 2 * pairs], steps=10)
+        paths.append(plots.save_interpolation(strips.clamp(0, 1), out / "interpolation.png",
+                                              title="interpolation between test inputs"))
+    if vae.latent_dim == 2:
+        z = torch.cat([vae.encode(chunk) for chunk in test_images.split(1000)])
+        paths.append(plots.save_latent_scatter(z, test_labels, out / "latent_space.png",
+                                               title="posterior means of the test set"))
+        paths.append(plots.save_manifold_grid(lambda grid: vae.decode(grid.to(z.device)).clamp(0, 1),
+                                              out / "manifold.png", title="decoded grid over (z1, z2)"))
+    vae.train()
+    return paths
+
+
+__all__ = ["save_run_pictures"]

@@ -1,0 +1,1 @@
+"""Training: the trainer and its resumable state, checkpoints, the non-finite guard, signals, torchrun."""
