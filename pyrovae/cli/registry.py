@@ -23,7 +23,7 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet
 from pyrovae.priors import (
     FlowPrior,
     GaussianMixturePrior,
