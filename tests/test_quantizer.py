@@ -80,6 +80,7 @@ def test_ema_moves_nothing_in_evaluation_mode():
 @pytest.mark.parametrize("ema", [True, False])
 def test_a_dead_code_is_restarted_at_an_encoder_output(ema):
     q = VectorQuantizer(3, 2, ema=ema, restart_after=2)
+    q.idle_steps.zero_()  # as if every code had just been used
     with torch.no_grad():
         q.codebook.copy_(torch.tensor([[0.0, 0.0], [0.1, 0.1], [100.0, 100.0]]))  # code 2 is never chosen
     batch = torch.randn(4, 2, 1, 1) * 0.1
@@ -89,6 +90,17 @@ def test_a_dead_code_is_restarted_at_an_encoder_output(ema):
     outputs = batch.movedim(1, -1).reshape(-1, 2)
     assert any(torch.allclose(q.codebook[2], v) for v in outputs)
     assert q.idle_steps[2] == 0
+
+
+def test_the_first_training_batch_places_unchosen_codes_at_encoder_outputs():
+    q = VectorQuantizer(6, 2, restart_after=10)
+    with torch.no_grad():
+        q.codebook.mul_(1000)  # far from the data: one code at most is chosen
+    batch = torch.randn(8, 2, 1, 1)
+    q(batch)
+    outputs = batch.movedim(1, -1).reshape(-1, 2)
+    on_outputs = [any(torch.allclose(e, v) for v in outputs) for e in q.codebook]
+    assert sum(on_outputs) >= 5
 
 
 def test_usage_figures_over_the_epoch():

@@ -41,7 +41,8 @@ on MNIST).
 
 Dead codes are restarted: a code no encoder output has chosen for ``restart_after`` training
 steps is moved to a random encoder output of the current batch (Dhariwal et al. 2020, Jukebox;
-Zeghidour et al. 2021).
+Zeghidour et al. 2021). Codes start out dead, so the first training batch moves every code that
+no output chose onto an encoder output: the codebook starts at the encoder's scale.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ class VectorQuantizer(nn.Module):
             self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
         else:
             self.codebook = nn.Parameter(codebook)
-        self.register_buffer("idle_steps", torch.zeros(codebook_size, dtype=torch.long))
+        # Every code starts as dead: the first training batch places the codes nobody chose at
+        # random encoder outputs, a data-dependent start at the encoder's scale.
+        self.register_buffer("idle_steps", torch.full((codebook_size,), restart_after or 0, dtype=torch.long))
         self.register_buffer("usage", torch.zeros(codebook_size))
 
     # -- assignment -------------------------------------------------------------------------
