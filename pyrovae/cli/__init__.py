@@ -50,7 +50,8 @@ HELP = {
                "compile once, then faster epochs on a CPU; pays off on long runs. Not given: on for "
                "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.train.trainer."
                "AUTO_COMPILE_STEPS; not m2, iwae, dreg or gmm-enum), off otherwise; --no-compile: always off",
-    "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
+    "model": "vae, m2 (semi-supervised, Kingma et al. 2014), cvae (quadrant completion, Sohn et al. 2015), "
+             "vqvae or vqvae2 (discrete codes, van den Oord et al. 2017, Razavi et al. 2019)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
     "validation_size": "m2/cvae: training images held out for validation",
     "alpha": "m2: weight of the classification loss on labelled images",
@@ -61,6 +62,15 @@ HELP = {
     "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128 (default: 32, 64, ... down to a map "
                 "of at most 8x8)",
     "res_blocks": "conv: residual blocks at the smallest feature map",
+    # VQ-VAE and VQ-VAE-2 (--model vqvae / vqvae2).
+    "codebook_size": "vqvae/vqvae2: codes in each codebook, K (at least 2)",
+    "code_dim": "vqvae/vqvae2: size of each code vector, D",
+    "code_map": "vqvae/vqvae2: height of the (bottom) code map, the image halved 1, 2, ... times "
+                "(default: a quarter of the height; VQ-VAE-2's top map is half of it)",
+    "prior_epochs": "vqvae/vqvae2: epochs of the PixelCNN prior(s) fitted after the autoencoder (0: uniform prior)",
+    "ema": "vqvae/vqvae2: learn the codebook by moving averages (decay 0.99); --no-ema: by the codebook loss",
+    "commitment": "vqvae/vqvae2: weight beta of the commitment term, summed over latent elements",
+    "restart_after": "vqvae/vqvae2: restart a code unused for this many steps at an encoder output (0: never)",
     "logistic_components": "logistic-mixture likelihoods: mixture components per sub-pixel (or pixel)",
 }
 

@@ -11,6 +11,9 @@ from typing import Any
 
 from pyrovae.errors import PyrovaeError
 
+#: The discrete-latent models (pyrovae.models.vqvae), which train through the VAE's path.
+VQ_MODELS = ("vqvae", "vqvae2")
+
 # The files a training run writes into its output folder.
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -69,6 +72,14 @@ class TrainConfig:
     channels: tuple[int, ...] | None = None
     res_blocks: int = 0
     logistic_components: int = 5
+    # VQ-VAE and VQ-VAE-2 (pyrovae.models.vqvae); ignored by the other models.
+    codebook_size: int = 256
+    code_dim: int = 16
+    code_map: int | None = None
+    prior_epochs: int = 10
+    ema: bool = True
+    commitment: float = 0.25
+    restart_after: int = 100
 
     def __post_init__(self) -> None:
         self._check_network_shape()
@@ -103,8 +114,9 @@ class TrainConfig:
             raise ConfigError(f"--pretrain-epochs starts a mixture prior from an autoencoder's codes; it needs "
                               f"--prior gmm or gmm-enum with --model vae, got --prior {self.prior} --model "
                               f"{self.model}: drop --pretrain-epochs or change the prior")
-        if self.model not in ("vae", "m2", "cvae"):
-            raise ConfigError(f"--model must be vae, m2 or cvae, got {self.model!r}")
+        if self.model not in ("vae", "m2", "cvae", *VQ_MODELS):
+            raise ConfigError(f"--model must be vae, m2 or cvae, or vqvae/vqvae2 for discrete codes, got {self.model!r}")
+        self._check_vq()
         if self.labels < 1 or self.is_samples < 1 or self.baseline_epochs < 1:
             raise ConfigError("--labels, --is-samples and --baseline-epochs must be at least 1, got "
                               f"{self.labels}, {self.is_samples} and {self.baseline_epochs}")
@@ -144,6 +156,18 @@ class TrainConfig:
         """The hidden layer widths as a tuple, e.g. ``(400,)`` or ``(500, 500)``."""
         return (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
 
+    def _check_vq(self) -> None:
+        """The VQ-VAE settings (--codebook-size, --code-dim, --code-map, --prior-epochs, ...)."""
+        if self.codebook_size < 2:
+            raise ConfigError(f"--codebook-size must be at least 2 codes, got {self.codebook_size}")
+        if self.code_dim < 1:
+            raise ConfigError(f"--code-dim must be at least 1, got {self.code_dim}")
+        if self.code_map is not None and self.code_map < 1:
+            raise ConfigError(f"--code-map must be at least 1 (the code map's height), got {self.code_map}")
+        if self.prior_epochs < 0 or self.restart_after < 0 or self.commitment < 0:
+            raise ConfigError("--prior-epochs, --restart-after and --commitment must be non-negative, got "
+                              f"{self.prior_epochs}, {self.restart_after} and {self.commitment}")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (JSON- and TOML-friendly)."""
         return dataclasses.asdict(self)
@@ -176,4 +200,4 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in values.items()}
 
 
-__all__ = ["TrainConfig", "ConfigError", "read_toml"]
+__all__ = ["TrainConfig", "ConfigError", "read_toml", "VQ_MODELS"]

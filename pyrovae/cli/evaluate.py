@@ -11,7 +11,7 @@ import pyro
 import torch
 
 from pyrovae.plots import images as plots
-from pyrovae.cli.config import ConfigError
+from pyrovae.cli.config import VQ_MODELS, ConfigError
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
 from pyrovae.data import binarize_once, load_dataset
@@ -51,6 +51,10 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
     images = images.to(torch_device)
     if config.binarize:
         images = binarize_once(images, seed=config.seed)
+    if config.model in VQ_MODELS:  # a point-mass guide: the bound itself, in nats and bits/dim
+        from pyrovae.cli.vq import evaluate_vq
+
+        return evaluate_vq(vae, config, images, folder, split, limit, overwrite, checkpoint)
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
     figures = evaluate_vae(vae, images, labels=None if labels is None else labels.to(torch_device),

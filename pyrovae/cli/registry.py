@@ -34,6 +34,8 @@ from pyrovae.priors import (
     VampPrior,
 )
 from pyrovae.models.vae import VAE
+from pyrovae.cli.config import VQ_MODELS  # VQ-VAE (pyrovae.models.vq_builders)
+from pyrovae.models.vq_builders import conv_vqvae, conv_vqvae2
 
 Shape = tuple[int, ...]
 
@@ -103,6 +105,8 @@ def _lookup(table: dict[str, Any], name: str, option: str) -> Any:
 
 def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
     """Build the VAE that ``config`` describes for data points of shape ``image_shape``."""
+    if config.model in VQ_MODELS:
+        return build_vq(config, image_shape)
     make_nets = _lookup(NETWORKS, config.network, "--network")
     make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
     make_prior = _lookup(PRIORS, config.prior, "--prior")
@@ -114,6 +118,19 @@ def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
     likelihood = make_likelihood(decoder_net, tuple(image_shape))
     prior = make_prior(config, encoder, tuple(image_shape))
     return VAE(encoder, likelihood, prior)
+
+
+#: --model name -> VQ-VAE builder (image shape, likelihood constructor, **settings) -> VQVAE
+VQ_BUILDERS: dict[str, Callable[..., VAE]] = {"vqvae": conv_vqvae, "vqvae2": conv_vqvae2}
+
+
+def build_vq(config: TrainConfig, image_shape: Shape) -> VAE:
+    """The VQ-VAE or VQ-VAE-2 that ``config`` describes (conv nets, PixelCNN priors, uniform until fitted)."""
+    make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
+    return VQ_BUILDERS[config.model](
+        tuple(image_shape), make_likelihood, codebook_size=config.codebook_size, code_dim=config.code_dim,
+        map_size=config.code_map, channels=config.channels, res_blocks=config.res_blocks, ema=config.ema,
+        commitment=config.commitment, restart_after=config.restart_after or None)
 
 
 def needs_enumeration(config: TrainConfig) -> bool:
@@ -152,5 +169,5 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-__all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
+__all__ = ["VQ_BUILDERS", "build_vq", "NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
            "build_eval_objective", "needs_enumeration", "pick_device"]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pyrovae.train.checkpoint import load_checkpoint
-from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.cli.config import VQ_MODELS, ConfigError, TrainConfig
 
 #: Settings a resumed run may change: they touch neither the model nor the random streams.
 CHANGEABLE = frozenset({"epochs", "progress", "checkpoint_every", "max_nonfinite_steps", "data_root", "download"})
@@ -32,8 +32,8 @@ def resume_config(out: str | Path, given: dict[str, Any], checkpoint_name: str =
                           f"check the path, or start a new run with --out {out}")
     payload = load_checkpoint(path)
     model = payload.get("config", {}).get("model", "vae")
-    if model != "vae":
-        raise ConfigError(f"--resume continues --model vae runs only, and {out} holds a --model {model} run; "
+    if model not in ("vae", *VQ_MODELS):
+        raise ConfigError(f"--resume continues --model vae runs only (and vqvae, vqvae2), and {out} holds a --model {model} run; "
                           f"train it again with --overwrite, or start a new --out")
     payload = load_checkpoint(path, require=("trainer", "rng"))
     stored = TrainConfig.from_dict(dict(payload["config"]), source=str(path)).to_dict()

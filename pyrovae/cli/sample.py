@@ -9,7 +9,7 @@ import torch
 
 from pyrovae.plots import images as plots
 from pyrovae.train.checkpoint import CheckpointError, load_checkpoint, load_module_state
-from pyrovae.cli.config import TrainConfig
+from pyrovae.cli.config import VQ_MODELS, TrainConfig
 from pyrovae.cli.registry import build_vae
 from pyrovae.models.vae import VAE
 
@@ -18,7 +18,7 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE,
     """Rebuild a trained VAE from its checkpoint alone (the config inside says how)."""
     payload = load_checkpoint(path, map_location=device)
     config = TrainConfig.from_dict(payload["config"], source=str(path))
-    if config.model != "vae":
+    if config.model not in ("vae", *VQ_MODELS):
         raise CheckpointError(f"{path} holds a --model {config.model} run, not a plain VAE; "
                               "pyrovae sample draws from m2 checkpoints only, and a cvae run's "
                               "completions are in its samples.png")

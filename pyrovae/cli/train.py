@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint, restore_training
-from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
+from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, VQ_MODELS, ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
@@ -22,6 +22,7 @@ from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 from pyrovae.plots.report import save_run_pictures
 from pyrovae.train.trainer import Trainer, TrainingRecord
+from pyrovae.cli.vq import code_usage, finish_vq_run
 
 #: Files whose presence means a folder already holds a run.
 RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME)
@@ -79,7 +80,9 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
-    if config.model != "vae":
+    if config.model in VQ_MODELS and launched_by_torchrun():  # EMA codebooks would drift apart per process
+        raise ConfigError(f"--model {config.model} trains in one process only; run it without torchrun")
+    if config.model not in ("vae", *VQ_MODELS):
         if resume:
             raise ConfigError(f"--resume continues --model vae runs only; train the {config.model} model "
                               "again with --overwrite, or start a new --out")
@@ -142,6 +145,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
                             image_shape=list(data.image_shape), world_size=world_size)
 
     def log_epoch(trainer: Trainer, figures: dict[str, float]) -> None:
+        figures.update(code_usage(trainer.module))  # VQ-VAE: perplexity and codes used this epoch
         saver.save(trainer)
         with metrics_path.open("a") as f:
             f.write(json.dumps(figures) + "\n")
@@ -183,6 +187,12 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     except NonFiniteError as error:
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     if not writes:
+        return record
+    if config.model in VQ_MODELS:  # the PixelCNN prior stage and the VQ pictures (pyrovae.cli.vq)
+        bound = finish_vq_run(vae, transform(train) if transform else train, test, config, out, trainer, saver,
+                              metrics_path)
+        print(f"done in {record.seconds:.0f} s: test bound log p(x) >= {bound:.2f} nats per image.\n"
+              f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
         return record
     save_run_pictures(vae, test, data.test_labels, record.history, out)
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
