@@ -29,6 +29,8 @@ from pyrovae.priors import (
 from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
+from pyrovae.models.vqvae import VQVAE, VQVAE2  # discrete codes (VQ-VAE)
+from pyrovae.models.vq_builders import conv_vqvae, conv_vqvae2
 
 __version__ = "0.1.0"
 
@@ -71,4 +73,9 @@ __all__ = [
     "InputError",
     "NonFiniteError",
     "TrainingInterrupted",
+    # VQ-VAE
+    "VQVAE",
+    "VQVAE2",
+    "conv_vqvae",
+    "conv_vqvae2",
 ]

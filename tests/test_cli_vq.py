@@ -81,6 +81,7 @@ def test_colour_images_train_through_an_npz_file(tmp_path):
     (["--codebook-size", "1"], "--codebook-size must be at least 2"),
     (["--code-map", "28"], "larger than"),
     (["--code-map", "5"], "halved a whole number"),
+    (["--compile"], "--compile cannot trace"),
 ])
 def test_bad_settings_give_one_line_errors(tmp_path, capsys, flags, message):
     assert main(["train", "--model", "vqvae", "--out", str(tmp_path / "x"), *TINY, *flags]) == 2

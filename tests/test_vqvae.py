@@ -49,10 +49,12 @@ def test_evaluation_mode_scores_exactly_the_bound():
 
 
 @pytest.mark.parametrize("objective", [Trace_ELBO(), SyncFreeTrace_ELBO()])
-def test_training_loss_is_minus_the_bound_plus_the_penalty(objective):
+@pytest.mark.parametrize("validate", [True, False])  # SyncFreeTrace_ELBO's one-pass path runs without validation
+def test_training_loss_is_minus_the_bound_plus_the_penalty(objective, validate):
     vq = tiny_vqvae(ema=False, restart_after=None)  # nothing moves in the forward pass
     x = binary_images()
-    loss = objective.differentiable_loss(vq.model, vq.guide, x)
+    with pyro.validation_enabled(validate):
+        loss = objective.differentiable_loss(vq.model, vq.guide, x)
     penalty = vq.encoder.quantize(x).penalty
     assert loss.item() == pytest.approx((-vq.bound(x) + penalty).sum().item(), rel=1e-5)
 

@@ -164,6 +164,12 @@ class TrainConfig:
             raise ConfigError(f"--code-dim must be at least 1, got {self.code_dim}")
         if self.code_map is not None and self.code_map < 1:
             raise ConfigError(f"--code-map must be at least 1 (the code map's height), got {self.code_map}")
+        if self.model in VQ_MODELS and self.compile:
+            raise ConfigError(f"--compile cannot trace --model {self.model}: the codebook's moving averages and "
+                              "restarts change in every step; drop --compile")
+        if self.model in VQ_MODELS and self.objective != "elbo":
+            raise ConfigError(f"--model {self.model} has a point-mass guide, for which --objective "
+                              f"{self.objective} equals the ELBO; use --objective elbo")
         if self.prior_epochs < 0 or self.restart_after < 0 or self.commitment < 0:
             raise ConfigError("--prior-epochs, --restart-after and --commitment must be non-negative, got "
                               f"{self.prior_epochs}, {self.restart_after} and {self.commitment}")

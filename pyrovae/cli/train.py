@@ -161,7 +161,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
                       progress=config.progress and writes, generator=generator,
                       callbacks=[log_epoch] if writes else [],
                       step_callbacks=[saver.on_step] if writes else [],
-                      max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile,
+                      max_nonfinite_steps=config.max_nonfinite_steps, compile=False if config.model in VQ_MODELS else config.compile,
                       parallel=parallel)
     if payload is not None:
         restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))

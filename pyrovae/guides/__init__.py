@@ -3,5 +3,7 @@
 from pyrovae.guides.covariance import FullCovarianceNormalEncoder, LowRankNormalEncoder
 from pyrovae.guides.diagonal import DiagonalNormalEncoder, Encoder
 from pyrovae.guides.flow import IAFEncoder
+from pyrovae.guides.quantizer import QuantizingEncoder, VectorQuantizer
 
-__all__ = ["Encoder", "DiagonalNormalEncoder", "IAFEncoder", "LowRankNormalEncoder", "FullCovarianceNormalEncoder"]
+__all__ = ["Encoder", "DiagonalNormalEncoder", "IAFEncoder", "LowRankNormalEncoder", "FullCovarianceNormalEncoder",
+           "VectorQuantizer", "QuantizingEncoder"]

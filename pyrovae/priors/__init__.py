@@ -7,6 +7,8 @@ from pyrovae.priors.hierarchical import HierarchicalPrior
 from pyrovae.priors.mixture import GaussianMixturePrior
 from pyrovae.priors.normal import LearnedNormalPrior, StandardNormalPrior
 from pyrovae.priors.vamp import VampPrior
+from pyrovae.priors.codes import CodePrior, UniformCodePrior
+from pyrovae.priors.pixelcnn import PixelCNNPrior
 
 __all__ = [
     "Prior",
@@ -17,4 +19,7 @@ __all__ = [
     "FlowPrior",
     "HierarchicalPrior",
     "ConditionalNormalPrior",
+    "CodePrior",
+    "UniformCodePrior",
+    "PixelCNNPrior",
 ]

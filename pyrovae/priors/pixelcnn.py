@@ -180,15 +180,18 @@ class CodeMapModel(nn.Module):
 
     Args:
         prior: the code prior to fit (its ``start_fit`` is called here).
+        name: the PixelCNN's prefix in Pyro's param store (``SVI`` with ``pyro.optim`` finds it there).
     """
 
-    def __init__(self, prior: PixelCNNPrior) -> None:
+    def __init__(self, prior: PixelCNNPrior, name: str = "code_prior") -> None:
         super().__init__()
         self.prior = prior
+        self.name = name
         prior.start_fit()
 
     def model(self, codes: Tensor, context: Tensor | None = None) -> None:
         """codes ~ p(codes | context), observed: ``(batch, h, w)`` long."""
+        pyro.module(self.name, self.prior.net)
         with pyro.plate("data", codes.shape[0]):
             pyro.sample("codes", CodeIndices(self.prior, context, codes.shape[:1]), obs=codes)
 

@@ -55,7 +55,8 @@ def fit_code_priors(vq: VQVAE, train: Tensor, test: Tensor | None, epochs: int, 
         if level == 1:  # the bottom prior reads the top code map, as code vectors
             train_context = vq.top_prior.vectors(train_codes[0])
             test_context = None if test is None else vq.top_prior.vectors(test_codes[0])
-        trainer = Trainer(CodeMapModel(prior), lr=lr, batch_size=batch_size, progress=progress,
+        name = ["code_prior_top", "code_prior_bottom"][level] if len(priors) == 2 else "code_prior"
+        trainer = Trainer(CodeMapModel(prior, name), lr=lr, batch_size=batch_size, progress=progress,
                           generator=generator, callbacks=list(callbacks))
         records.append(trainer.fit(train_codes[level], test_codes[level], epochs=epochs,
                                    train_context=train_context, test_context=test_context))
