@@ -114,9 +114,15 @@ class UniformCodePrior(CodePrior):
     """
 
     def index_log_prob(self, indices: Tensor, context: Tensor | None = None) -> Tensor:
+        return self._uniform(indices.shape[:-2], indices.device)
+
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        return self._uniform(z.shape[:-1], z.device)  # the same for every map: no need to find the indices
+
+    def _uniform(self, shape: torch.Size, device: torch.device) -> Tensor:
         h, w = self.map_shape
         value = -h * w * math.log(self.codebook_size)
-        return torch.full(indices.shape[:-2], value, dtype=self.quantizer.codebook.dtype, device=indices.device)
+        return torch.full(shape, value, dtype=self.quantizer.codebook.dtype, device=device)
 
     def sample_indices(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         return torch.randint(self.codebook_size, (num_samples, *self.map_shape), device=self.quantizer.codebook.device)

@@ -134,6 +134,11 @@ class PixelCNNPrior(UniformCodePrior):
         """``(n, K, h, w)`` logits for ``(n, h, w)`` index maps."""
         return self.net(indices, self._context_map(context))
 
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        if not self.fitted:
+            return super().log_prob(z, context)
+        return CodePrior.log_prob(self, z, context)
+
     def index_log_prob(self, indices: Tensor, context: Tensor | None = None) -> Tensor:
         if not self.fitted:
             return super().index_log_prob(indices, context)
