@@ -31,6 +31,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyro
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -175,6 +176,7 @@ def main() -> None:
         variants = {"ema+restarts": {}, "ema, no restarts": {"restart_after": None},
                     "codebook loss, no restarts": {"ema": False, "restart_after": None}}
         for name, overrides in variants.items():
+            pyro.clear_param_store()
             torch.manual_seed(0)
             vq = build(args, **overrides)
             vq.likelihood.init_output_bias(train)

@@ -15,6 +15,9 @@ decoder reads both maps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -25,6 +28,8 @@ from pyrovae.guides.quantizer import Quantized, QuantizingEncoder, VectorQuantiz
 from pyrovae.likelihoods.elementwise import Likelihood
 from pyrovae.models.vae import VAE
 from pyrovae.priors.codes import CodePrior
+
+T = TypeVar("T")
 
 #: Name of the guide's penalty site (commitment and codebook terms); present in training mode only.
 PENALTY_SITE = "vq_penalty"
@@ -70,7 +75,8 @@ class VQVAE(VAE):
         """Index maps ``(batch, h, w)`` of ``x`` (evaluation mode: no codebook update)."""
         return self._frozen(lambda: self.encoder.quantize(x).indices)
 
-    def _frozen(self, fn):
+    def _frozen(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in evaluation mode (no codebook update, no penalty), then the mode as before."""
         was_training = self.training
         self.eval()
         try:

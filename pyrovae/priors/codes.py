@@ -11,13 +11,16 @@ quantizer's module (as :class:`~pyrovae.priors.VampPrior` shares the encoder), s
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor
 
-from pyrovae.guides.quantizer import VectorQuantizer
 from pyrovae.priors.base import Prior
+
+if TYPE_CHECKING:  # the prior is handed the guide's codebook; it needs no import of it
+    from pyrovae.guides.quantizer import VectorQuantizer
 
 
 class CodePrior(Prior):

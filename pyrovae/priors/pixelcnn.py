@@ -14,14 +14,18 @@ training set, computed once with the encoder frozen, train the PixelCNN by maxim
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyro
 import torch
 import torch.nn.functional as F
 from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor, nn
 
-from pyrovae.guides.quantizer import VectorQuantizer
 from pyrovae.priors.codes import CodePrior, UniformCodePrior
+
+if TYPE_CHECKING:
+    from pyrovae.guides.quantizer import VectorQuantizer
 
 
 def _shift_down(t: Tensor) -> Tensor:
