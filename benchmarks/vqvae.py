@@ -96,7 +96,7 @@ class PlainVQTwin(nn.Module):
 
 
 def build(args: argparse.Namespace, **overrides) -> pyrovae.VQVAE:
-    settings = dict(codebook_size=args.codebook_size, code_dim=args.code_dim)
+    settings = {"codebook_size": args.codebook_size, "code_dim": args.code_dim}
     settings.update(overrides)
     return conv_vqvae((1, 28, 28), pyrovae.BernoulliLikelihood, **settings)
 
@@ -137,9 +137,9 @@ def main() -> None:
     command = "PYTHONPATH=$PWD python benchmarks/vqvae.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if v is not None and k not in ("no_record",) and v is not False)
-    base = dict(part=args.part, epochs=args.epochs, prior_epochs=args.prior_epochs, train_size=len(train),
-                batch_size=args.batch_size, codebook_size=args.codebook_size, code_dim=args.code_dim,
-                threads=args.threads, date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), command=command)
+    base = {"part": args.part, "epochs": args.epochs, "prior_epochs": args.prior_epochs, "train_size": len(train),
+                "batch_size": args.batch_size, "codebook_size": args.codebook_size, "code_dim": args.code_dim,
+                "threads": args.threads, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": command}
 
     def record(variant: str, metric: str, value: float) -> None:
         print(f"{args.part} {variant}: {metric} = {value:.4f}", flush=True)

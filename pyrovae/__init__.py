@@ -32,6 +32,9 @@ from pyrovae.models.vae import VAE
 from pyrovae.models.vqvae import VQVAE, VQVAE2  # discrete codes (VQ-VAE)
 from pyrovae.models.vq_builders import conv_vqvae, conv_vqvae2
 
+# Images of any shape: 8-bit likelihoods (issue 22).
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -73,6 +76,9 @@ __all__ = [
     "InputError",
     "NonFiniteError",
     "TrainingInterrupted",
+    # Images of any shape: 8-bit likelihoods (issue 22).
+    "CategoricalLikelihood",
+    "DiscretizedLogisticMixtureLikelihood",
     # VQ-VAE
     "VQVAE",
     "VQVAE2",

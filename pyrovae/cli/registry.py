@@ -23,6 +23,7 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
 from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet, check_image_shape
 from pyrovae.priors import (
     FlowPrior,
@@ -58,6 +59,21 @@ LIKELIHOODS: dict[str, Callable[[nn.Module, Shape], Likelihood]] = {
     "cbernoulli": ContinuousBernoulliLikelihood,
     "normal": lambda net, shape: NormalLikelihood(net, shape, scale=None),
     "laplace": lambda net, shape: LaplaceLikelihood(net, shape, scale=None),
+}
+
+#: 8-bit image likelihoods (values k/255), several parameters per value: name -> (the decoder's output shape
+#: for one data point, built from (config, image shape); the likelihood, built from (decoder net, image shape, config))
+EIGHT_BIT_LIKELIHOODS: dict[str, tuple[Callable[[TrainConfig, Shape], Shape],
+                                       Callable[[nn.Module, Shape, TrainConfig], Likelihood]]] = {
+    "categorical": (lambda c, shape: CategoricalLikelihood.output_shape(shape),
+                    lambda net, shape, c: CategoricalLikelihood(net, shape)),
+    "logistic-mixture": (
+        lambda c, shape: DiscretizedLogisticMixtureLikelihood.output_shape(shape, num_components=c.logistic_components),
+        lambda net, shape, c: DiscretizedLogisticMixtureLikelihood(net, shape, c.logistic_components)),
+    "logistic-mixture-rgb": (
+        lambda c, shape: DiscretizedLogisticMixtureLikelihood.output_shape(
+            shape, num_components=c.logistic_components, coupled=True),
+        lambda net, shape, c: DiscretizedLogisticMixtureLikelihood(net, shape, c.logistic_components, coupled=True)),
 }
 
 #: name -> prior builder: (config, encoder, image shape) -> Prior
@@ -108,12 +124,17 @@ def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
     if config.model in VQ_MODELS:
         return build_vq(config, image_shape)
     make_nets = _lookup(NETWORKS, config.network, "--network")
-    make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
+    make_likelihood = _lookup({**LIKELIHOODS, **EIGHT_BIT_LIKELIHOODS}, config.likelihood, "--likelihood")
+    out_shape = tuple(image_shape)
+    if config.likelihood in EIGHT_BIT_LIKELIHOODS:  # the decoder gives several parameters per value
+        output_shape, make_eight_bit = make_likelihood
+        out_shape = output_shape(config, out_shape)
+        make_likelihood = lambda net, shape: make_eight_bit(net, shape, config)  # noqa: E731
     make_prior = _lookup(PRIORS, config.prior, "--prior")
     guide_size, make_guide = _lookup(GUIDES, config.guide, "--guide")
     if config.network == "conv":
         check_image_shape(image_shape)
-    encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config))
+    encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config), out_shape)
     encoder = make_guide(encoder_net, config)
     likelihood = make_likelihood(decoder_net, tuple(image_shape))
     prior = make_prior(config, encoder, tuple(image_shape))
@@ -126,11 +147,16 @@ VQ_BUILDERS: dict[str, Callable[..., VAE]] = {"vqvae": conv_vqvae, "vqvae2": con
 
 def build_vq(config: TrainConfig, image_shape: Shape) -> VAE:
     """The VQ-VAE or VQ-VAE-2 that ``config`` describes (conv nets, PixelCNN priors, uniform until fitted)."""
-    make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
+    make_likelihood = _lookup({**LIKELIHOODS, **EIGHT_BIT_LIKELIHOODS}, config.likelihood, "--likelihood")
+    out_shape = tuple(image_shape)
+    if config.likelihood in EIGHT_BIT_LIKELIHOODS:  # the decoder gives several parameters per value
+        output_shape, make_eight_bit = make_likelihood
+        out_shape = output_shape(config, out_shape)
+        make_likelihood = lambda net, shape: make_eight_bit(net, shape, config)  # noqa: E731
     return VQ_BUILDERS[config.model](
         tuple(image_shape), make_likelihood, codebook_size=config.codebook_size, code_dim=config.code_dim,
         map_size=config.code_map, channels=config.channels, res_blocks=config.res_blocks, ema=config.ema,
-        commitment=config.commitment, restart_after=config.restart_after or None)
+        commitment=config.commitment, restart_after=config.restart_after or None, decoder_out_shape=out_shape)
 
 
 def needs_enumeration(config: TrainConfig) -> bool:
@@ -169,5 +195,5 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-__all__ = ["VQ_BUILDERS", "build_vq", "NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
+__all__ = ["VQ_BUILDERS", "build_vq", "NETWORKS", "LIKELIHOODS", "EIGHT_BIT_LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
            "build_eval_objective", "needs_enumeration", "pick_device"]

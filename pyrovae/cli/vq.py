@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.infer.bits import bits_per_dim
 from pyrovae.models.vqvae import VQVAE, VQVAE2
 from pyrovae.plots.vq import save_vq_pictures
 from pyrovae.train.code_priors import fit_code_priors
@@ -70,8 +71,9 @@ def finish_vq_run(vq: VQVAE, train: Tensor, test: Tensor, config: TrainConfig, o
 
 def evaluate_vq(vq: VQVAE, config: TrainConfig, images: Tensor, folder: Path, split: str, limit: int | None,
                 overwrite: bool, checkpoint: str, batch_size: int = 500) -> dict[str, Any]:
-    """``log p(x) >= log p(x | z_q(x)) + log p(z_q(x))`` on ``images``: per image in nats and per
-    dimension in bits; written to ``evaluation_<split>_bound[_n<limit>].json``."""
+    """``log p(x) >= log p(x | z_q(x)) + log p(z_q(x))`` on ``images``: per image in nats and, for the
+    8-bit likelihoods (a mass function over the data), in bits per dimension; written to
+    ``evaluation_<split>_bound[_n<limit>].json``."""
     target = folder / (f"evaluation_{split}_bound" + (f"_n{limit}" if limit else "") + ".json")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it, or change --limit")
@@ -80,23 +82,25 @@ def evaluate_vq(vq: VQVAE, config: TrainConfig, images: Tensor, folder: Path, sp
     with torch.no_grad():
         bounds = torch.cat([vq.bound(x) for x in images.split(batch_size)])
         recon = torch.cat([vq.likelihood(vq.encode(x)).log_prob(x) for x in images.split(batch_size)])
-    dims = math.prod(images.shape[1:])
     mean = bounds.mean().item()
     figures = {
         "model": config.model, "bound": mean,
         "bound_sem": (bounds.std() / math.sqrt(len(bounds))).item() if len(bounds) > 1 else 0.0,
         "recon": recon.mean().item(), "log_prior": (bounds - recon).mean().item(),
-        "bits_per_dim": -mean / (dims * math.log(2)), "num_points": len(bounds),
+        "num_points": len(bounds),
         "prior": "pixelcnn" if all(bool(p.fitted) for p in _priors(vq)) else "uniform",
         "checkpoint": str(checkpoint), "split": split, "binarized": config.binarize,
         "seconds": round(time.perf_counter() - start, 1),
     }
+    if getattr(vq.likelihood, "discrete", False):
+        figures["bits_per_dim"] = bits_per_dim(-mean, images.shape[1:])
     target.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"log p(x) >= {mean:.2f} +- {figures['bound_sem']:.2f} nats per image "
-          f"({figures['bits_per_dim']:.4f} bits/dim; recon {figures['recon']:.2f}, log prior {figures['log_prior']:.2f}, "
+          + (f"(NLL <= {figures['bits_per_dim']:.4f} bits/dim) " if "bits_per_dim" in figures else "")
+          + f"(recon {figures['recon']:.2f}, log prior {figures['log_prior']:.2f}, "
           f"{figures['prior']} prior, {len(bounds)} {split} images; the guide is a point mass, so this is the "
           f"bound, not an importance-sampled estimate).\nWrote {target}")
     return figures
 
 
-__all__ = ["code_usage", "finish_vq_run", "evaluate_vq"]
+__all__ = ["code_usage", "evaluate_vq", "finish_vq_run"]

@@ -247,4 +247,4 @@ class QuantizingEncoder(Encoder):
         return self.quantize(x).z_q.flatten(1)
 
 
-__all__ = ["Quantized", "VectorQuantizer", "QuantizingEncoder"]
+__all__ = ["Quantized", "QuantizingEncoder", "VectorQuantizer"]

@@ -123,4 +123,4 @@ def conv_vqvae2(image_shape: Sequence[int], make_likelihood: MakeLikelihood, *, 
     return VQVAE2(encoder, make_likelihood(decoder_net, image_shape), top_prior, bottom_prior)
 
 
-__all__ = ["conv_vqvae", "conv_vqvae2", "code_map_stages"]
+__all__ = ["code_map_stages", "conv_vqvae", "conv_vqvae2"]

@@ -220,4 +220,4 @@ class VQVAE2(VQVAE):
         return self.decode(torch.cat([z_top, torch.zeros_like(z_bottom)], dim=-1))
 
 
-__all__ = ["VQVAE", "VQVAE2", "TwoLevelQuantizingEncoder", "PENALTY_SITE"]
+__all__ = ["PENALTY_SITE", "VQVAE", "VQVAE2", "TwoLevelQuantizingEncoder"]

@@ -73,4 +73,4 @@ def _priors(vq: VQVAE) -> list:
     return [vq.top_prior, vq.prior] if isinstance(vq, VQVAE2) else [vq.prior]
 
 
-__all__ = ["save_vq_pictures", "save_code_usage"]
+__all__ = ["save_code_usage", "save_vq_pictures"]

@@ -11,7 +11,7 @@ quantizer's module (as :class:`~pyrovae.priors.VampPrior` shares the encoder), s
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from pyro.distributions import TorchDistribution, constraints
@@ -82,14 +82,14 @@ class CodeVectors(TorchDistribution):
     their vectors up. Not reparameterized (the guide's point mass carries the gradient).
     """
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     support = constraints.real_vector
     has_rsample = False
 
-    def __init__(self, prior: CodePrior, context: Tensor | None, batch_shape: torch.Size = torch.Size()) -> None:
+    def __init__(self, prior: CodePrior, context: Tensor | None, batch_shape: tuple[int, ...] = ()) -> None:
         self.prior = prior
         self.context = context
-        super().__init__(batch_shape, torch.Size([prior.latent_dim]), validate_args=False)
+        super().__init__(torch.Size(batch_shape), torch.Size([prior.latent_dim]), validate_args=False)
 
     def expand(self, batch_shape, _instance=None) -> CodeVectors:
         return CodeVectors(self.prior, self.context, torch.Size(batch_shape))
@@ -101,7 +101,7 @@ class CodeVectors(TorchDistribution):
             context = context.expand(*lead, context.shape[-1])
         return self.prior.log_prob(value, context).expand(torch.broadcast_shapes(lead, self.batch_shape))
 
-    def sample(self, sample_shape=torch.Size()) -> Tensor:
+    def sample(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
         if self.context is not None:
             if torch.Size(sample_shape) != torch.Size():

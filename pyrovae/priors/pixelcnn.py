@@ -14,7 +14,7 @@ training set, computed once with the encoder frozen, train the PixelCNN by maxim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import pyro
 import torch
@@ -166,18 +166,18 @@ class PixelCNNPrior(UniformCodePrior):
 class CodeIndices(TorchDistribution):
     """A code prior over index maps, event shape ``(h, w)``: the observed site of :class:`CodeMapModel`."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     support = constraints.integer_interval(0, 1 << 30)
 
     def __init__(self, prior: CodePrior, context: Tensor | None, batch_shape: torch.Size) -> None:
         self.prior = prior
         self.context = context
-        super().__init__(batch_shape, torch.Size(prior.map_shape), validate_args=False)
+        super().__init__(torch.Size(batch_shape), torch.Size(prior.map_shape), validate_args=False)
 
     def log_prob(self, value: Tensor) -> Tensor:
         return self.prior.index_log_prob(value, self.context)
 
-    def sample(self, sample_shape=torch.Size()) -> Tensor:
+    def sample(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
         return self.prior.sample_indices(self.batch_shape.numel(), self.context)
 
 
@@ -208,4 +208,4 @@ class CodeMapModel(nn.Module):
         """Nothing is latent."""
 
 
-__all__ = ["GatedPixelCNN", "PixelCNNPrior", "CodeMapModel", "CodeIndices"]
+__all__ = ["CodeIndices", "CodeMapModel", "GatedPixelCNN", "PixelCNNPrior"]

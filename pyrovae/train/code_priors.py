@@ -64,4 +64,4 @@ def fit_code_priors(vq: VQVAE, train: Tensor, test: Tensor | None, epochs: int, 
     return records
 
 
-__all__ = ["fit_code_priors", "code_maps"]
+__all__ = ["code_maps", "fit_code_priors"]
