@@ -53,6 +53,23 @@ def test_resume_continues_a_vqvae_run_with_its_codebook_state(tmp_path):
     assert [line["epoch"] for line in lines] == [1, 2] and all("codes_used" in line for line in lines)
 
 
+def test_resume_runs_a_prior_stage_that_was_stopped(tmp_path, monkeypatch):
+    import pyrovae.cli.vq as vq_cli
+
+    out = tmp_path / "run"
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vq_cli, "fit_code_priors", stopped)
+    assert main(["train", "--model", "vqvae", "--out", str(out), *TINY]) == 130
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(out)]) == 0
+    vq, _ = load_vae(out / "checkpoint.pt")
+    assert vq.prior.fitted
+    assert [line.get("stage") for line in read_metrics(out)] == [None, "prior"]
+
+
 def test_toml_config_builds_the_model_it_names(tmp_path):
     config = tmp_path / "vq.toml"
     config.write_text('[train]\nmodel = "vqvae"\ncodebook-size = 8\ncode-dim = 3\ncode-map = 14\nprior-epochs = 0\n'

@@ -7,6 +7,7 @@ from typing import Any
 
 from pyrovae.train.checkpoint import load_checkpoint
 from pyrovae.cli.config import VQ_MODELS, ConfigError, TrainConfig
+from pyrovae.cli.vq import prior_stage_pending
 
 #: Settings a resumed run may change: they touch neither the model nor the random streams.
 CHANGEABLE = frozenset({"epochs", "progress", "checkpoint_every", "max_nonfinite_steps", "data_root", "download"})
@@ -51,7 +52,8 @@ def resume_config(out: str | Path, given: dict[str, Any], checkpoint_name: str =
     stored["out"] = str(out)
     config = TrainConfig.from_dict(stored, source=str(path))
     done = int(payload["trainer"]["epoch"])
-    if config.epochs <= done and int(payload["trainer"]["position"]["batch"]) == 0:
+    if config.epochs <= done and int(payload["trainer"]["position"]["batch"]) == 0 \
+            and not prior_stage_pending(config, payload["model"]):  # VQ-VAE: the PixelCNN stage still to run
         raise ConfigError(f"the run in {out} has already finished {done} of {config.epochs} epochs; "
                           f"pass --epochs N with N > {done} to train it further")
     return config

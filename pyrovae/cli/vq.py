@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.cli.config import VQ_MODELS, ConfigError, TrainConfig
 from pyrovae.infer.bits import bits_per_dim
 from pyrovae.models.vqvae import VQVAE, VQVAE2
 from pyrovae.plots.vq import save_vq_pictures
@@ -32,6 +32,15 @@ def code_usage(module: nn.Module) -> dict[str, float]:
         figures.update({prefix + k: v for k, v in quantizer.usage_figures().items()})
         quantizer.reset_usage()
     return figures
+
+
+def prior_stage_pending(config: TrainConfig, model_state: dict[str, Tensor]) -> bool:
+    """Whether a stored VQ-VAE run still has its PixelCNN prior stage to do (it was stopped after the
+    autoencoder), judged from the checkpoint's ``fitted`` flags."""
+    if config.model not in VQ_MODELS or not config.prior_epochs:
+        return False
+    flags = [bool(v) for k, v in model_state.items() if k.endswith("prior.fitted")]
+    return not flags or not all(flags)
 
 
 def _priors(vq: VQVAE) -> list[nn.Module]:
