@@ -174,8 +174,8 @@ class VectorQuantizer(nn.Module):
             self.idle_steps[counts > 0] = 0
             self.restart(self.idle_steps >= self.restart_after, vectors)
 
-    def _bias_correction(self) -> Tensor:
-        return 1 - self.decay ** self.ema_steps.to(self.ema_count.dtype)
+    def _bias_correction(self) -> float:
+        return 1 - self.decay ** int(self.ema_steps)
 
     def ema_codebook(self) -> Tensor:
         """The codebook the EMA statistics give, ``(K, D)`` (see the class docstring)."""

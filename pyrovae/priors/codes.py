@@ -99,7 +99,7 @@ class CodeVectors(TorchDistribution):
         context = self.context
         if context is not None:
             context = context.expand(*lead, context.shape[-1])
-        return self.prior.log_prob(value, context).expand(torch.broadcast_shapes(lead, self.batch_shape))
+        return self.prior.log_prob(value, context)  # shape value.shape[:-1]; Pyro broadcasts it to the plate
 
     def sample(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
