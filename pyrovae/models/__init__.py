@@ -5,7 +5,7 @@ from pyrovae.models.cvae_baseline import MaskedBaseline, fit_baseline
 from pyrovae.models.m2 import M2
 from pyrovae.models.vae import VAE
 from pyrovae.models.vqvae import VQVAE, VQVAE2
-from pyrovae.models.vq_builders import conv_vqvae, conv_vqvae2
+from pyrovae.models.vq_builders import conv_dvae, conv_vqvae, conv_vqvae2
 
 __all__ = ["VAE", "M2", "ConditionalVAE", "conditional_nll", "MaskedBaseline", "fit_baseline", "VQVAE", "VQVAE2",
-           "conv_vqvae", "conv_vqvae2"]
+           "conv_vqvae", "conv_vqvae2", "conv_dvae"]

@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from pyrovae.errors import InputError
+from pyrovae.guides.categorical import CategoricalCodeEncoder, CodeEmbedding, UniformOneHotPrior
 from pyrovae.guides.quantizer import QuantizingEncoder, VectorQuantizer
 from pyrovae.likelihoods.elementwise import Likelihood
+from pyrovae.models.vae import VAE
 from pyrovae.models.vqvae import VQVAE, VQVAE2, TwoLevelQuantizingEncoder
 from pyrovae.nn.conv import ConvDecoderNet, ConvEncoderNet
 from pyrovae.nn.two_level import TwoLevelDecoderNet
@@ -123,4 +125,25 @@ def conv_vqvae2(image_shape: Sequence[int], make_likelihood: MakeLikelihood, *, 
     return VQVAE2(encoder, make_likelihood(decoder_net, image_shape), top_prior, bottom_prior)
 
 
-__all__ = ["code_map_stages", "conv_vqvae", "conv_vqvae2"]
+def conv_dvae(image_shape: Sequence[int], make_likelihood: MakeLikelihood, *, codebook_size: int = 256,
+              code_dim: int = 16, map_size: int | None = None, channels: Sequence[int] | None = None,
+              res_blocks: int = 0, temperature: float = 1.0, decoder_out_shape: Shape | None = None) -> VAE:
+    """The variational cousin of :func:`conv_vqvae`: a categorical posterior per position with a
+    straight-through Gumbel-softmax gradient and a uniform prior (:mod:`pyrovae.guides.categorical`),
+    a plain :class:`~pyrovae.VAE` that ``Trace_ELBO`` or ``TraceMeanField_ELBO`` (analytic KL) trains.
+
+    Arguments as in :func:`conv_vqvae`; ``temperature`` is the Gumbel-softmax ``tau``.
+    """
+    image_shape = tuple(int(s) for s in image_shape)
+    widths = _widths(channels, code_map_stages(image_shape, map_size))
+    encoder_net = ConvEncoderNet(image_shape, None, widths, res_blocks=res_blocks, out_channels=codebook_size)
+    map_shape = encoder_net.map_shape[1:]
+    decoder_net = nn.Sequential(CodeEmbedding(codebook_size, code_dim, map_shape),
+                                ConvDecoderNet((code_dim, *map_shape), decoder_out_shape or image_shape, widths,
+                                               res_blocks=res_blocks))
+    encoder = CategoricalCodeEncoder(encoder_net, codebook_size, map_shape, temperature)
+    prior = UniformOneHotPrior(map_shape[0] * map_shape[1], codebook_size)
+    return VAE(encoder, make_likelihood(decoder_net, image_shape), prior, name="dvae")
+
+
+__all__ = ["code_map_stages", "conv_dvae", "conv_vqvae", "conv_vqvae2"]
