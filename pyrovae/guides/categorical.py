@@ -158,5 +158,10 @@ class CodeEmbedding(nn.Module):
         return vectors.movedim(-1, -3)
 
 
-__all__ = ["StraightThroughCategoricalMap", "OneHotMap", "UniformOneHotPrior", "CategoricalCodeEncoder",
-           "CodeEmbedding"]
+__all__ = [
+    "CategoricalCodeEncoder",
+    "CodeEmbedding",
+    "OneHotMap",
+    "StraightThroughCategoricalMap",
+    "UniformOneHotPrior",
+]

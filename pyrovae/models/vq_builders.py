@@ -13,7 +13,11 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from pyrovae.errors import InputError
-from pyrovae.guides.categorical import CategoricalCodeEncoder, CodeEmbedding, UniformOneHotPrior
+from pyrovae.guides.categorical import (
+    CategoricalCodeEncoder,
+    CodeEmbedding,
+    UniformOneHotPrior,
+)
 from pyrovae.guides.quantizer import QuantizingEncoder, VectorQuantizer
 from pyrovae.likelihoods.elementwise import Likelihood
 from pyrovae.models.vae import VAE
