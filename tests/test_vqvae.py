@@ -1,4 +1,4 @@
-"""VQ-VAE and VQ-VAE-2 as Pyro models: the honest bound, the penalty factor, the builders, training."""
+"""VQ-VAE and VQ-VAE-2 as Pyro models: the honest bound, the penalty term, the builders, training."""
 
 import math
 
@@ -57,6 +57,15 @@ def test_training_loss_is_minus_the_bound_plus_the_penalty(objective, validate):
         loss = objective.differentiable_loss(vq.model, vq.guide, x)
     penalty = vq.encoder.quantize(x).penalty
     assert loss.item() == pytest.approx((-vq.bound(x) + penalty).sum().item(), rel=1e-5)
+
+
+def test_one_training_step_moves_the_ema_codebook_once():
+    """The guide runs once per loss (no observed site sends SyncFreeTrace_ELBO back to a second run)."""
+    vq = tiny_vqvae(restart_after=None)
+    x = binary_images()
+    with pyro.validation_enabled(False):
+        SyncFreeTrace_ELBO().differentiable_loss(vq.model, vq.guide, x)
+    assert vq.encoder.quantizer.ema_steps == 1
 
 
 def test_gradients_reach_encoder_decoder_and_codebook_loss():

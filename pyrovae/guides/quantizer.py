@@ -26,11 +26,16 @@ stop-gradient) and the encoder is not pulled towards its codes. Two terms do tha
   forward pass in training mode, so that no loss term is needed for them.
 
 The sum of these terms per data point is :attr:`Quantized.penalty`. :class:`~pyrovae.models.vqvae.VQVAE`
-adds it to the objective with ``pyro.factor`` in the guide, in training mode only. A guide-side
-factor adds to ``log q``, which the ELBO subtracts, so the loss that ``Trace_ELBO`` minimises is
-``-ELBO + penalty``. The penalty is not part of ``log p(x)``: it is a regulariser on where the
-codes sit. In evaluation mode the guide has no factor, so every figure that pyrovae reports
-(the per-epoch test ELBO, ``pyrovae evaluate``) is the plain bound
+adds it to the objective explicitly, in training mode only, as the ``log_density`` of the guide's
+point mass: ``pyro.sample("z", Delta(z_q, log_density=penalty))``. That is what
+``pyro.factor("penalty", penalty, has_rsample=True)`` in the guide would do (a guide-side term
+adds to ``log q``, which the ELBO subtracts), so the loss that ``Trace_ELBO`` minimises is
+``-ELBO + penalty``; carried by the latent site itself, it keeps the guide free of observed
+sites, which pyrovae's one-pass ELBO (:class:`~pyrovae.infer.elbo.SyncFreeTrace_ELBO`) needs
+to score the guide in a single run (a second run would move the EMA codebook twice). The
+penalty is not part of ``log p(x)``: it is a regulariser on where the codes sit. In
+evaluation mode the point mass has log-density 0, so every figure that pyrovae reports (the
+per-epoch test ELBO, ``pyrovae evaluate``) is the plain bound
 ``log p(x | z_q) + log p(z_q) <= log p(x)``, whatever the penalty was.
 
 Scale. Pyro's likelihoods sum over pixels, whereas the published ``beta = 0.25`` was tuned

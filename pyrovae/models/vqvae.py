@@ -4,7 +4,7 @@ VQ-VAE (van den Oord et al. 2017) is a :class:`~pyrovae.VAE` whose latent is a m
 vectors: the model draws the map from a code prior (:mod:`pyrovae.priors.codes`,
 :mod:`pyrovae.priors.pixelcnn`) and decodes it; the guide is the quantizer
 (:mod:`pyrovae.guides.quantizer`), a point mass at the nearest-code map, plus, in training mode,
-a ``pyro.factor`` carrying the commitment (and codebook) penalty. How that penalty enters the
+the commitment (and codebook) penalty as the point mass's log-density. How that penalty enters the
 objective and why the reported bound ``log p(x | z_q(x)) + log p(z_q(x)) <= log p(x)`` stays
 honest is explained in :mod:`pyrovae.guides.quantizer`.
 
@@ -31,9 +31,6 @@ from pyrovae.priors.codes import CodePrior
 
 T = TypeVar("T")
 
-#: Name of the guide's penalty site (commitment and codebook terms); present in training mode only.
-PENALTY_SITE = "vq_penalty"
-
 
 class VQVAE(VAE):
     """VQ-VAE: ``z ~ p(code map)``, ``x ~ p(x | z)``; guide ``z = z_q(x)`` (a point mass).
@@ -58,17 +55,16 @@ class VQVAE(VAE):
         return [self.encoder.quantizer]
 
     def guide(self, x: Tensor, context: Tensor | None = None) -> None:
-        """z = z_q(x) (a point mass); in training mode also the penalty factor."""
+        """z = z_q(x), a point mass whose log-density is the penalty in training mode and 0 otherwise."""
         self._register()
         with pyro.plate("data", x.shape[0]):
             q = self.encoder.quantize(x)
-            pyro.sample("z", dist.Delta(q.z_q.flatten(1), event_dim=1))
-            self._penalize(q.penalty)
+            pyro.sample("z", self._point_mass(q.z_q, q.penalty))
 
-    def _penalize(self, penalty: Tensor) -> None:
-        # A guide factor adds to log q, which the ELBO subtracts: the loss grows by the penalty.
-        if self.training:
-            pyro.factor(PENALTY_SITE, penalty, has_rsample=True)
+    def _point_mass(self, z_q: Tensor, penalty: Tensor) -> dist.Delta:
+        # The penalty is the point mass's log-density in training mode: it adds to log q, which
+        # the ELBO subtracts, so the loss grows by the penalty; in evaluation mode it is 0.
+        return dist.Delta(z_q.flatten(1), log_density=penalty if self.training else 0.0, event_dim=1)
 
     @torch.no_grad()
     def codes(self, x: Tensor) -> Tensor:
@@ -180,9 +176,8 @@ class VQVAE2(VQVAE):
         self._register()
         with pyro.plate("data", x.shape[0]):
             top, bottom = self.encoder.quantize_levels(x)
-            pyro.sample("z_top", dist.Delta(top.z_q.flatten(1), event_dim=1))
-            pyro.sample("z", dist.Delta(bottom.z_q.flatten(1), event_dim=1))
-            self._penalize(top.penalty + bottom.penalty)
+            pyro.sample("z_top", self._point_mass(top.z_q, top.penalty))
+            pyro.sample("z", self._point_mass(bottom.z_q, bottom.penalty))
 
     def split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``cat(z_top, z_bottom)`` back into its two parts."""
@@ -220,4 +215,4 @@ class VQVAE2(VQVAE):
         return self.decode(torch.cat([z_top, torch.zeros_like(z_bottom)], dim=-1))
 
 
-__all__ = ["PENALTY_SITE", "VQVAE", "VQVAE2", "TwoLevelQuantizingEncoder"]
+__all__ = ["VQVAE", "VQVAE2", "TwoLevelQuantizingEncoder"]
