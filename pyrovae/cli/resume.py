@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dataclasses import replace
+
+import torch
+
 from pyrovae.train.checkpoint import load_checkpoint
+from pyrovae.train.distributed import GlobalOrder
 from pyrovae.cli.config import ConfigError, TrainConfig
 
 #: Settings a resumed run may change: they touch neither the model nor the random streams.
@@ -57,4 +62,42 @@ def resume_config(out: str | Path, given: dict[str, Any], checkpoint_name: str =
     return config
 
 
-__all__ = ["resume_config", "CHANGEABLE"]
+def continue_data_order(config: TrainConfig, payload: dict[str, Any], parallel: Any, device: torch.device,
+                        out: Path) -> tuple[TrainConfig, Any]:
+    """The local batch size and data-parallel strategy with which a resumed run goes on with the
+    sequence of global batches it started, on the number of processes it has now.
+
+    A run started under ``torchrun`` (the checkpoint says ``sharded``) draws epoch ``e``'s order
+    from ``seed + e`` and cuts it into global batches of ``world_size * batch_size`` images
+    (:mod:`pyrovae.train.distributed`). Resumed on ``W`` processes, each takes ``1 / W`` of
+    that global batch; resumed without ``torchrun``, one process follows the same order
+    (:class:`~pyrovae.train.distributed.GlobalOrder`). A run started without ``torchrun`` draws
+    its order from its own generator and resumes in one process only.
+
+    Returns:
+        ``config`` with ``batch_size`` per process for this run, and ``parallel`` (or a
+        :class:`~pyrovae.train.distributed.GlobalOrder` in place of None).
+
+    Raises:
+        ConfigError: if the global batch cannot be shared evenly, or a one-process run is
+            resumed under ``torchrun``.
+    """
+    saved_world = int(payload.get("world_size", 1))
+    world = 1 if parallel is None else parallel.world_size
+    if not payload.get("sharded", saved_world > 1):
+        if parallel is not None:
+            raise ConfigError(f"the run in {out} was trained without torchrun, and its data order comes from "
+                              "its own generator: resume it without torchrun (start a run under torchrun, even "
+                              "with --nproc_per_node 1, to be able to change the number of processes)")
+        return config, None
+    global_batch = config.batch_size * saved_world
+    if global_batch % world:
+        raise ConfigError(f"the run in {out} takes global batches of {global_batch} images ({saved_world} "
+                          f"processes x --batch-size {config.batch_size}), which {world} processes cannot share "
+                          f"evenly; resume it on a number of processes that divides {global_batch}")
+    if parallel is None:
+        parallel = GlobalOrder(device, seed=config.seed)
+    return replace(config, batch_size=global_batch // world), parallel
+
+
+__all__ = ["resume_config", "continue_data_order", "CHANGEABLE"]

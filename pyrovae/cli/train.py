@@ -17,7 +17,8 @@ from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, Train
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
-from pyrovae.train.distributed import DataParallel, launched_by_torchrun
+from pyrovae.train.distributed import DataParallel, RankSeeds, launched_by_torchrun
+from pyrovae.cli.resume import continue_data_order
 from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 from pyrovae.plots.report import save_run_pictures
@@ -94,6 +95,8 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     device = pick_device(config.device)
     parallel = join_torchrun(config, device)
     try:
+        if payload is not None:  # the same global batches on any number of processes
+            config, parallel = continue_data_order(config, payload, parallel, device, out)
         return _train(config, out, device if parallel is None else parallel.device, parallel, overwrite, payload)
     finally:
         if parallel is not None:
@@ -139,7 +142,10 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
 
     metrics_path = out / METRICS_NAME
     saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
-                            image_shape=list(data.image_shape), world_size=world_size)
+                            image_shape=list(data.image_shape), world_size=world_size,
+                            sharded=parallel is not None)
+    # Data-parallel: each rank's noise is a function of (seed, rank, step), so a resumed run draws the same.
+    seeds = None if parallel is None else RankSeeds(config.seed, rank, generator)
 
     def log_epoch(trainer: Trainer, figures: dict[str, float]) -> None:
         saver.save(trainer)
@@ -155,27 +161,31 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
                       lr=config.lr, batch_size=config.batch_size,
                       beta=config.beta, warmup_epochs=config.warmup_epochs, transform=transform,
                       progress=config.progress and writes, generator=generator,
-                      callbacks=[log_epoch] if writes else [],
-                      step_callbacks=[saver.on_step] if writes else [],
+                      callbacks=([log_epoch] if writes else []) + ([seeds.on_epoch] if seeds else []),
+                      step_callbacks=([saver.on_step] if writes else []) + ([seeds.on_step] if seeds else []),
                       max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile,
                       parallel=parallel)
     if payload is not None:
         restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))
-        if world_size > 1:
-            # The checkpoint holds rank 0's random state; give every rank its own stream again.
-            pyro.set_rng_seed(config.seed + rank + world_size * trainer.record.steps)
         if writes:
             # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
             _write_atomically(metrics_path, "".join(json.dumps(f) + "\n" for f in trainer.record.history))
             print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
     elif writes:
         metrics_path.write_text("")
+    if seeds is not None:
+        seeds.reseed(trainer.record.steps)
     try:
         with stop_on_signals(trainer):
             record = trainer.fit(train, test, epochs=config.epochs - trainer.epoch)
     except TrainingInterrupted as stop:
+        if parallel is not None and trainer._epoch_acc is not None:
+            # Every rank stopped at this step: save the ranks' mean running loss, which each resumes from.
+            trainer._epoch_acc = parallel.mean(trainer._epoch_acc).float()
         if writes:
             saver.save(trainer)
+        if parallel is not None:
+            parallel.barrier()  # no rank leaves (and torchrun stops the rest) before the checkpoint is written
         name = signal.Signals(stop.signal_number).name
         raise TrainingInterrupted(
             f"{name} received: stopped at step {trainer.record.steps} (epoch {trainer.epoch + 1}) and saved "

@@ -201,6 +201,8 @@ class Trainer(ResumableTraining):
         with nullcontext() if checked else pyro.validation_enabled(False):
             loss = self._loss_or_nan(x, context)
         loss.backward()
+        if self.parallel is not None:  # all ranks skip, and stop, at the same steps (StopAgreement)
+            loss = self.parallel.agree(loss, self._stop_signal)
         ok = self.guard.step(self.optimizer, loss)  # the update, unless loss or gradient is NaN/inf
         return torch.where(ok, loss.detach(), torch.nan)
 
@@ -237,11 +239,11 @@ class Trainer(ResumableTraining):
             self.guard.check(f" at step {self.record.steps} (epoch {self.epoch + 1})")
             for callback in self.step_callbacks:
                 callback(self)
-            if self._stop_signal is not None:
+            stop = self._agreed_stop()
+            if stop is not None:
                 if hasattr(batches, "close"):
                     batches.close()
-                raise TrainingInterrupted(f"stopped by signal {self._stop_signal} at step "
-                                          f"{self.record.steps}", self._stop_signal)
+                raise TrainingInterrupted(f"stopped by signal {stop} at step {self.record.steps}", stop)
 
     def fit(
         self,
@@ -316,9 +318,9 @@ class Trainer(ResumableTraining):
             self.record.history.append(figures)
             for callback in self.callbacks:
                 callback(self, figures)
-            if self._stop_signal is not None and _ + 1 < epochs:  # a signal during evaluation
-                raise TrainingInterrupted(f"stopped by signal {self._stop_signal} after epoch {self.epoch}",
-                                          self._stop_signal)
+            stop = self._agreed_stop(now=True) if _ + 1 < epochs else None  # a signal during evaluation
+            if stop is not None:
+                raise TrainingInterrupted(f"stopped by signal {stop} after epoch {self.epoch}", stop)
         return self.record
 
     # -- stopping at a step boundary (saving and resuming: ResumableTraining) -------------------
@@ -327,6 +329,13 @@ class Trainer(ResumableTraining):
         """Ask ``fit`` to stop after the current step by raising
         :class:`~pyrovae.errors.TrainingInterrupted`; safe to call from a signal handler."""
         self._stop_signal = signal_number
+
+    def _agreed_stop(self, now: bool = False) -> int | None:
+        """The stop request to act on: this process's own, or under ``parallel`` the one all
+        ranks agreed on at this step (``now``: in a blocking agreement of its own)."""
+        if self.parallel is None:
+            return self._stop_signal
+        return self.parallel.agree_now(self._stop_signal) if now else self.parallel.signal
 
     def _loss_or_nan(self, x: Tensor, context: Tensor | None) -> Tensor:
         """``self.loss(x, context)``, or a NaN that still back-propagates (zero gradients) when a

@@ -1,0 +1,119 @@
+"""One rank of the 2-process tests in test_distributed.py, started as a user would:
+``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/distributed_worker.py OUT``.
+
+Each check runs in this process group in turn (``DataParallel.close`` is held back until the
+end so that the command line's runs reuse the group) and each rank saves what it saw to
+``OUT/rank{r}.pt``; the tests read those files. A fresh process per launch, started by
+``torchrun``, means nothing that ran before in pytest's process (a backward pass, a fork) can
+reach the ranks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pyro
+import torch
+from distributed_models import (  # this folder is the script's, so first on sys.path
+    EVENT,
+    MODELS,
+    STOP_AT_STEP,
+    compare_with_one_process,
+    index_images,
+    recording_transform,
+    tiny_vae,
+)
+
+from pyrovae import Trainer
+from pyrovae.cli import main
+from pyrovae.errors import TrainingInterrupted
+from pyrovae.train.checkpoint import load_checkpoint
+from pyrovae.train.distributed import DataParallel, launched_by_torchrun
+
+
+def sigterm_to_self_before_step(step: int) -> None:
+    """From now on, send SIGTERM to this process as its trainer begins step ``step`` (1-based)."""
+    original = Trainer.step
+
+    def step_then_maybe_signal(self, *args, **kwargs):
+        if self.record.steps == step - 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    Trainer.step = step_then_maybe_signal
+
+
+def cli_runs(out: str, rank: int) -> dict:
+    """The command line under torchrun: uninterrupted; stopped by SIGTERM to rank 1; resumed."""
+    common = ["--train-size", "201", "--epochs", "2", "--hidden", "16", "--batch-size", "20",
+              "--no-progress", "--binarize"]
+    codes = {"full": main(["train", "--out", os.path.join(out, "full"), *common])}
+    original = Trainer.step
+    if rank == 1:
+        sigterm_to_self_before_step(STOP_AT_STEP)
+    codes["stopped"] = main(["train", "--out", os.path.join(out, "stopped"), *common])
+    Trainer.step = original
+    stopped = load_checkpoint(os.path.join(out, "stopped", "checkpoint.pt"))
+    codes["stopped_step"], codes["stopped_epoch"] = stopped["step"], stopped["epoch"]
+    codes["resumed"] = main(["train", "--resume", os.path.join(out, "stopped"), "--no-progress"])
+    return codes
+
+
+def batch_order(parallel: DataParallel, out: str) -> dict:
+    """The sample indices of every local batch: an uninterrupted fit, and one stopped at
+    ``STOP_AT_STEP`` by a stop request on rank 1 alone, whose state rank 0 saves."""
+    seen: dict[str, list[list[int]]] = {"full": [], "stopped": []}
+    images = index_images(45)
+    for name in ("full", "stopped"):
+        pyro.set_rng_seed(3 + parallel.rank)
+        vae = tiny_vae(seed=parallel.rank, name=f"order-{name}", fixed_noise=False)
+        trainer = Trainer(vae, parallel=parallel, batch_size=4, progress=False,
+                          transform=recording_transform(seen[name]))
+        if name == "stopped" and parallel.rank == 1:
+            # A request made between two steps is agreed on at the next one, and both ranks stop after it.
+            trainer.step_callbacks.append(
+                lambda t: t.request_stop(signal.SIGTERM) if t.record.steps == STOP_AT_STEP - 1 else None)
+        try:
+            trainer.fit(images, epochs=2)
+            stopped_at = None
+        except TrainingInterrupted as stop:
+            stopped_at = (trainer.record.steps, stop.signal_number)
+            if parallel.is_main:
+                torch.save(trainer.state_dict(), os.path.join(out, "order_state.pt"))
+        seen[f"{name}_stopped_at"] = stopped_at
+    return seen
+
+
+
+
+def run(out: str) -> None:
+    rank = int(os.environ["RANK"])
+    torch.set_num_threads(1)
+    pyro.enable_validation(True)
+    parallel = DataParallel.from_environment(seed=7, device="cpu")
+    close, DataParallel.close = DataParallel.close, lambda self: None  # the CLI's runs reuse this group
+    try:
+        result = {"compared": {model: compare_with_one_process(parallel, model) for model in MODELS}}
+        # A short fit with real sampling: 37 points, local batch 5, KL warm-up over 1.5 epochs.
+        pyro.set_rng_seed(100 + rank)
+        fit_vae = tiny_vae(seed=10 + rank, name="fit", fixed_noise=False)
+        data = torch.bernoulli(torch.full((37, *EVENT), 0.3), generator=torch.Generator().manual_seed(5))
+        fitter = Trainer(fit_vae, parallel=parallel, batch_size=5, warmup_epochs=1.5, progress=False)
+        record = fitter.fit(data, data[:11], epochs=2)
+        if parallel.is_main:
+            torch.save(fit_vae.state_dict(), os.path.join(out, "checkpoint.pt"))
+        result.update(fit_params=fit_vae.state_dict(), history=record.history, steps=record.steps,
+                      batches_per_epoch=len(parallel.batches(data, batch_size=5)))
+        result["order"] = batch_order(parallel, out)
+        result["cli_codes"] = cli_runs(out, rank)
+        torch.save(result, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        DataParallel.close = close
+        parallel.close()
+
+
+if __name__ == "__main__":
+    assert launched_by_torchrun(), "start this file with torchrun"
+    run(sys.argv[1])
