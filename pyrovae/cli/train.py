@@ -80,15 +80,13 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     """
     out = Path(config.out)
     if config.model != "vae":
-        if resume:
-            raise ConfigError(f"--resume continues --model vae runs only; train the {config.model} model "
-                              "again with --overwrite, or start a new --out")
         if launched_by_torchrun():
             raise ConfigError(f"--model {config.model} trains in one process only; run it without torchrun")
         from pyrovae.cli.train_conditional import run_train_conditional
 
-        prepare_output_folder(out, overwrite)
-        return run_train_conditional(config, out)
+        prepare_output_folder(out, overwrite, resume)
+        payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
+        return run_train_conditional(config, out, payload)
     prepare_output_folder(out, overwrite, resume, create=False)
     payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
