@@ -35,11 +35,6 @@ def resume_config(out: str | Path, given: dict[str, Any], checkpoint_name: str =
     if not path.exists():
         raise ConfigError(f"--resume {out}: there is no {checkpoint_name} in that folder to continue from; "
                           f"check the path, or start a new run with --out {out}")
-    payload = load_checkpoint(path)
-    model = payload.get("config", {}).get("model", "vae")
-    if model != "vae":
-        raise ConfigError(f"--resume continues --model vae runs only, and {out} holds a --model {model} run; "
-                          f"train it again with --overwrite, or start a new --out")
     payload = load_checkpoint(path, require=("trainer", "rng"))
     stored = TrainConfig.from_dict(dict(payload["config"]), source=str(path)).to_dict()
     if "out" in given and Path(given["out"]) != out:

@@ -81,15 +81,13 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     """
     out = Path(config.out)
     if config.model != "vae":
-        if resume:
-            raise ConfigError(f"--resume continues --model vae runs only; train the {config.model} model "
-                              "again with --overwrite, or start a new --out")
         if launched_by_torchrun():
             raise ConfigError(f"--model {config.model} trains in one process only; run it without torchrun")
         from pyrovae.cli.train_conditional import run_train_conditional
 
-        prepare_output_folder(out, overwrite)
-        return run_train_conditional(config, out)
+        prepare_output_folder(out, overwrite, resume)
+        payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
+        return run_train_conditional(config, out, payload)
     prepare_output_folder(out, overwrite, resume, create=False)
     payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
@@ -179,9 +177,9 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         with stop_on_signals(trainer):
             record = trainer.fit(train, test, epochs=config.epochs - trainer.epoch)
     except TrainingInterrupted as stop:
-        if parallel is not None and trainer._epoch_acc is not None:
+        if parallel is not None:
             # Every rank stopped at this step: save the ranks' mean running loss, which each resumes from.
-            trainer._epoch_acc = parallel.mean(trainer._epoch_acc).float()
+            trainer.position.loss_sum = parallel.mean(trainer.position.loss_sum).float()
         if writes:
             saver.save(trainer)
         if parallel is not None:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from pyrovae.guides.diagonal import Encoder
 from pyrovae.likelihoods.elementwise import Likelihood
 from pyrovae.priors.base import Prior
+from pyrovae.priors.marginal import MarginalPrior
 
 
 class VAE(nn.Module):
@@ -57,12 +58,29 @@ class VAE(nn.Module):
 
     # -- the generative story and its approximate posterior ------------------------------------
 
-    def model(self, x: Tensor, context: Tensor | None = None) -> None:
-        """z ~ p(z);  x ~ p(x | z)."""
+    def model(self, x: Tensor, context: Tensor | None = None, marginal: bool = False) -> None:
+        """z ~ p(z);  x ~ p(x | z).
+
+        With ``marginal``, ``z`` is one site scored by the prior's marginal density (see
+        :meth:`marginal_model`) instead of the prior's own sites.
+        """
         self._register()
         with pyro.plate("data", x.shape[0]):
-            z = self.prior.model_sample("z", context)
+            if marginal:
+                z = pyro.sample("z", MarginalPrior(self.prior, context, x.shape[:1]))
+            else:
+                z = self.prior.model_sample("z", context)
             pyro.sample("x", self.likelihood(z, self._ctx(self.likelihood, context)), obs=x)
+
+    def marginal_model(self, x: Tensor, context: Tensor | None = None) -> None:
+        """The model with ``z`` drawn from the prior's marginal ``p(z)`` as a single site.
+
+        For priors that add sites of their own to the model only (an enumerated mixture's
+        component): the marginal model's one latent site is ``z``, which the guide provides, so
+        importance sampling (:func:`pyrovae.infer.evaluation.log_likelihood`) needs no
+        enumeration. Priors that add guide sites too (a hierarchy) are scored with ``model``.
+        """
+        self.model(x, context, marginal=True)
 
     def guide(self, x: Tensor, context: Tensor | None = None) -> None:
         """z ~ q(z | x), then the prior's own guide sites."""
