@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 import pyro
 import torch
@@ -27,10 +28,16 @@ from distributed_models import (  # this folder is the script's, so first on sys
 )
 
 from pyrovae import Trainer
+from pyrovae.cli.conditional_registry import build_cvae, build_m2
+from pyrovae.cli.config import TrainConfig
+from pyrovae.data import load_dataset
+from pyrovae.data.quadrants import hide_quadrants
+from pyrovae.data.semisupervised import split_labelled
 from pyrovae.cli import main
 from pyrovae.errors import TrainingInterrupted
 from pyrovae.train.checkpoint import load_checkpoint
-from pyrovae.train.distributed import DataParallel, launched_by_torchrun
+from pyrovae.train.distributed import DataParallel, GlobalOrder, launched_by_torchrun
+from pyrovae.train.semisupervised import SemiSupervisedTrainer
 
 
 def sigterm_to_self_before_step(step: int) -> None:
@@ -58,6 +65,11 @@ def cli_runs(out: str, rank: int) -> dict:
     stopped = load_checkpoint(os.path.join(out, "stopped", "checkpoint.pt"))
     codes["stopped_step"], codes["stopped_epoch"] = stopped["step"], stopped["epoch"]
     codes["resumed"] = main(["train", "--resume", os.path.join(out, "stopped"), "--no-progress"])
+    small = ["--train-size", "300", "--validation-size", "0", "--epochs", "1", "--hidden", "16",
+             "--batch-size", "20", "--no-progress"]
+    codes["m2"] = main(["train", "--model", "m2", "--out", os.path.join(out, "m2"), "--labels", "20", *small])
+    codes["cvae"] = main(["train", "--model", "cvae", "--out", os.path.join(out, "cvae"), "--baseline-epochs", "1",
+                          "--is-samples", "2", *small])
     return codes
 
 
@@ -88,6 +100,51 @@ def batch_order(parallel: DataParallel, out: str) -> dict:
 
 
 
+def zero_noise() -> Callable[[], None]:
+    """Make every Normal draw its mean (``loc + 0 * scale``), so that a loss is a function of the
+    parameters and the batch alone and two processes can be compared with one; returns the undo."""
+    original = torch.distributions.Normal.rsample
+
+    def rsample(self, sample_shape=torch.Size()):
+        shape = self._extended_shape(sample_shape)
+        return self.loc.expand(shape) + 0.0 * self.scale.expand(shape)
+
+    torch.distributions.Normal.rsample = rsample
+    return lambda: setattr(torch.distributions.Normal, "rsample", original)
+
+
+def conditional_models(parallel: DataParallel) -> dict:
+    """M2 and the CVAE, one epoch on 400 bundled images: 2 processes with local batches of 20,
+    and one process (:class:`GlobalOrder`) with the same global batches of 40."""
+    data = load_dataset("mnist-small")
+    images, labels = data.train_images[:400], data.train_labels[:400]
+    shape = tuple(data.image_shape)
+    config = TrainConfig(hidden=32, latent_dim=4, labels=40, validation_size=0)
+    split = split_labelled(images, labels, 40, 0, seed=0, num_classes=10)
+    context = hide_quadrants(images, 1)
+    undo = zero_noise()
+    result = {}
+    try:
+        for name, strategy, batch in (("ranks", parallel, 20), ("one", GlobalOrder(seed=parallel.seed), 40)):
+            pyro.clear_param_store()
+            torch.manual_seed(0)
+            m2 = build_m2(config, shape, 10)
+            trainer = SemiSupervisedTrainer(m2, batch_size=batch, labelled_batch_size=batch, parallel=strategy,
+                                            progress=False)
+            m2_record = trainer.fit(split, 1)
+            pyro.clear_param_store()
+            torch.manual_seed(0)
+            cvae = build_cvae(config, shape)
+            cvae.baseline.requires_grad_(False)
+            trainer = Trainer(cvae, batch_size=batch, parallel=strategy, progress=False)
+            cvae_record = trainer.fit(context, None, 1, train_context=images, eval_size=100)
+            result[name] = {"m2": m2_record.history[-1], "m2_steps": m2_record.steps,
+                            "cvae": cvae_record.history[-1], "cvae_steps": cvae_record.steps}
+    finally:
+        undo()
+    return result
+
+
 def run(out: str) -> None:
     rank = int(os.environ["RANK"])
     torch.set_num_threads(1)
@@ -107,6 +164,7 @@ def run(out: str) -> None:
         result.update(fit_params=fit_vae.state_dict(), history=record.history, steps=record.steps,
                       batches_per_epoch=len(parallel.batches(data, batch_size=5)))
         result["order"] = batch_order(parallel, out)
+        result["conditional"] = conditional_models(parallel)
         result["cli_codes"] = cli_runs(out, rank)
         torch.save(result, os.path.join(out, f"rank{rank}.pt"))
     finally:

@@ -80,14 +80,6 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
-    if config.model != "vae":
-        if launched_by_torchrun():
-            raise ConfigError(f"--model {config.model} trains in one process only; run it without torchrun")
-        from pyrovae.cli.train_conditional import run_train_conditional
-
-        prepare_output_folder(out, overwrite, resume)
-        payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
-        return run_train_conditional(config, out, payload)
     prepare_output_folder(out, overwrite, resume, create=False)
     payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
@@ -95,6 +87,12 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     try:
         if payload is not None:  # the same global batches on any number of processes
             config, parallel = continue_data_order(config, payload, parallel, device, out)
+        if config.model != "vae":
+            from pyrovae.cli.train_conditional import run_train_conditional
+
+            if parallel is None or parallel.is_main:
+                prepare_output_folder(out, overwrite, resume)
+            return run_train_conditional(config, out, payload, parallel)
         return _train(config, out, device if parallel is None else parallel.device, parallel, overwrite, payload)
     finally:
         if parallel is not None:

@@ -3,7 +3,9 @@
 
 Both train in :class:`~pyrovae.Trainer`'s loop, so they share the VAE command's checkpoints every
 ``--checkpoint-every`` steps, ``--resume``, the non-finite guard and the clean stop on SIGINT or
-SIGTERM (exit code 130 or 143 after a checkpoint)."""
+SIGTERM (exit code 130 or 143 after a checkpoint), and both train under ``torchrun``: each process
+takes its share of every global batch (M2: of the labelled and of the unlabelled images alike),
+and only rank 0 writes outputs."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 from pyrovae.plots import images as plots
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.checkpoint import CheckpointEvery, load_module_state, restore_training
+from pyrovae.train.distributed import RankSeeds
 from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.cli.conditional_registry import build_cvae, build_m2
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
@@ -47,23 +50,44 @@ def _epoch_logger(config: TrainConfig, saver: CheckpointEvery, metrics_path: Pat
     return log_epoch
 
 
+def _callbacks(config: TrainConfig, parallel: Any, saver: CheckpointEvery,
+               on_epoch: list[Callable]) -> tuple[dict[str, list[Callable]], RankSeeds | None]:
+    """The trainer's callbacks: ``on_epoch`` and the step checkpoints on the writing process only,
+    and under ``torchrun`` every rank's reseeding (noise a function of seed, rank and step)."""
+    writes = parallel is None or parallel.is_main
+    seeds = None if parallel is None else RankSeeds(config.seed, parallel.rank)
+    callbacks = {"callbacks": (on_epoch if writes else []) + ([seeds.on_epoch] if seeds else []),
+                 "step_callbacks": ([saver.on_step] if writes else []) + ([seeds.on_step] if seeds else [])}
+    return callbacks, seeds
+
+
 def _fit(trainer: Trainer, saver: CheckpointEvery, out: Path, payload: dict[str, Any] | None,
-         fit: Callable[[int], TrainingRecord], epochs: int) -> TrainingRecord:
+         fit: Callable[[int], TrainingRecord], epochs: int, seeds: RankSeeds | None = None) -> TrainingRecord:
     """Restore ``payload`` (a run to resume) into ``trainer``, then ``fit(epochs left)`` with a
     clean stop on SIGINT/SIGTERM: checkpoint, then :class:`TrainingInterrupted` naming ``--resume``."""
     metrics_path = out / METRICS_NAME
+    parallel = trainer.parallel
+    writes = parallel is None or parallel.is_main
     if payload is not None:
         restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))
-        # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
-        metrics_path.write_text("".join(json.dumps(f) + "\n" for f in trainer.record.history))
-        print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
-    else:
+        if writes:
+            # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
+            metrics_path.write_text("".join(json.dumps(f) + "\n" for f in trainer.record.history))
+            print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
+    elif writes:
         metrics_path.write_text("")
+    if seeds is not None:
+        seeds.reseed(trainer.record.steps)
     try:
         with stop_on_signals(trainer):
             return fit(epochs - trainer.epoch)
     except TrainingInterrupted as stop:
-        saver.save(trainer)
+        if parallel is not None:  # every rank stopped here: save the ranks' mean running loss
+            trainer.position.loss_sum = parallel.mean(trainer.position.loss_sum).float()
+        if writes:
+            saver.save(trainer)
+        if parallel is not None:
+            parallel.barrier()  # no rank leaves (and torchrun stops the rest) before the checkpoint is written
         name = signal.Signals(stop.signal_number).name
         raise TrainingInterrupted(
             f"{name} received: stopped at step {trainer.record.steps} (epoch {trainer.epoch + 1}) and saved "
@@ -72,10 +96,12 @@ def _fit(trainer: Trainer, saver: CheckpointEvery, out: Path, payload: dict[str,
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
 
 
-def run_train_conditional(config: TrainConfig, out: Path, payload: dict[str, Any] | None = None) -> TrainingRecord:
+def run_train_conditional(config: TrainConfig, out: Path, payload: dict[str, Any] | None = None,
+                          parallel: Any | None = None) -> TrainingRecord:
     """Train ``config.model`` (``m2`` or ``cvae``) and write every output into ``out``; with
-    ``payload`` (a checkpoint read for ``--resume``), continue that run where it stopped."""
-    device = pick_device(config.device)
+    ``payload`` (a checkpoint read for ``--resume``), continue that run where it stopped; with
+    ``parallel`` (:class:`~pyrovae.train.distributed.DataParallel`), as one of its processes."""
+    device = pick_device(config.device) if parallel is None else parallel.device
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
     data = load_dataset(config.dataset, root=config.data_root, download=config.download)
@@ -85,10 +111,11 @@ def run_train_conditional(config: TrainConfig, out: Path, payload: dict[str, Any
         raise ConfigError(f"--model {config.model} trains on grey pixels here; drop --binarize")
     generator = torch.Generator(device=device).manual_seed(config.seed)
     run = _run_m2 if config.model == "m2" else _run_cvae
-    return run(config, out, data, device, generator, payload)
+    return run(config, out, data, device, generator, payload, parallel)
 
 
-def _run_m2(config, out, data, device, generator, payload) -> TrainingRecord:
+def _run_m2(config, out, data, device, generator, payload, parallel) -> TrainingRecord:
+    writes = parallel is None or parallel.is_main  # rank 0 alone writes outputs
     images = data.train_images[: config.train_size].to(device)
     labels = data.train_labels[: config.train_size].to(device)
     try:
@@ -101,16 +128,20 @@ def _run_m2(config, out, data, device, generator, payload) -> TrainingRecord:
         m2.likelihood.init_output_bias(images)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
     saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
-                            image_shape=list(data.image_shape), num_classes=data.num_classes)
+                            image_shape=list(data.image_shape), num_classes=data.num_classes,
+                            **_process_count(parallel))
     log = _epoch_logger(config, saver, out / METRICS_NAME,
                         lambda f: f"loss {f['train_loss']:9.2f}  val acc {f.get('val_accuracy', float('nan')):.4f}"
                                   f"  test acc {f['test_accuracy']:.4f}")
+    callbacks, seeds = _callbacks(config, parallel, saver, [log])
     trainer = SemiSupervisedTrainer(m2, lr=config.lr, batch_size=config.batch_size,
-                                    labelled_batch_size=config.batch_size, progress=config.progress,
-                                    generator=generator, callbacks=[log], step_callbacks=[saver.on_step],
+                                    labelled_batch_size=config.batch_size, progress=config.progress and writes,
+                                    generator=generator, **callbacks, parallel=parallel,
                                     max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile)
     record = _fit(trainer, saver, out, payload,
-                  lambda epochs: trainer.fit(split, epochs, test_images, test_labels), config.epochs)
+                  lambda epochs: trainer.fit(split, epochs, test_images, test_labels), config.epochs, seeds)
+    if not writes:
+        return record
     m2.eval()
     save_class_samples(m2, out / "samples.png")
     save_analogies(m2, test_images[:10], out / "analogies.png")
@@ -121,7 +152,8 @@ def _run_m2(config, out, data, device, generator, payload) -> TrainingRecord:
     return record
 
 
-def _run_cvae(config, out, data, device, generator, payload) -> TrainingRecord:
+def _run_cvae(config, out, data, device, generator, payload, parallel) -> TrainingRecord:
+    writes = parallel is None or parallel.is_main  # rank 0 alone writes outputs
     images = data.train_images[: config.train_size].to(device)
     order = torch.randperm(images.shape[0], generator=generator, device=device)
     n_val = config.validation_size
@@ -138,9 +170,11 @@ def _run_cvae(config, out, data, device, generator, payload) -> TrainingRecord:
     else:  # the trained baseline comes back with the model's weights
         load_module_state(cvae, payload["model"], str(out / CHECKPOINT_NAME))
         baseline_history = payload.get("baseline_history", [])
+    cvae.baseline.requires_grad_(False)  # trained already; DDP then waits for no gradient of it
     with torch.no_grad():
         baseline_nll = -cvae.baseline.log_likelihood(test_ctx, test).mean().item()
-    tqdm.write(f"baseline: {len(baseline_history)} epochs, test conditional NLL {baseline_nll:.2f}")
+    if writes:
+        tqdm.write(f"baseline: {len(baseline_history)} epochs, test conditional NLL {baseline_nll:.2f}")
     eval_ctx, eval_target = test_ctx[:2000], test[:2000]
 
     def add_nll(trainer: Trainer, figures: dict[str, float]) -> None:
@@ -148,16 +182,20 @@ def _run_cvae(config, out, data, device, generator, payload) -> TrainingRecord:
         figures["baseline_test_nll"] = baseline_nll
 
     saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
-                            image_shape=list(data.image_shape), baseline_history=baseline_history)
+                            image_shape=list(data.image_shape), baseline_history=baseline_history,
+                            **_process_count(parallel))
     log = _epoch_logger(config, saver, out / METRICS_NAME,
                         lambda f: f"test -ELBO {-f['test_elbo']:8.2f}  test NLL {f['test_nll']:8.2f} "
                                   f"(baseline {baseline_nll:.2f})")
-    trainer = Trainer(cvae, lr=config.lr, batch_size=config.batch_size, progress=config.progress,
-                      generator=generator, callbacks=[add_nll, log], step_callbacks=[saver.on_step],
+    callbacks, seeds = _callbacks(config, parallel, saver, [add_nll, log])
+    trainer = Trainer(cvae, lr=config.lr, batch_size=config.batch_size, progress=config.progress and writes,
+                      generator=generator, **callbacks, parallel=parallel,
                       max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile)
     record = _fit(trainer, saver, out, payload,
                   lambda epochs: trainer.fit(ctx, eval_ctx, epochs, train_context=train, test_context=eval_target,
-                                             eval_size=1000), config.epochs)
+                                             eval_size=1000), config.epochs, seeds)
+    if not writes:
+        return record
     save_completions(cvae, test_ctx[:10], test[:10], out / "samples.png")
     plots.save_training_curves(record.history, out / "training_curves.png",
                                keys=("train_elbo", "test_elbo"))
@@ -165,6 +203,11 @@ def _run_cvae(config, out, data, device, generator, payload) -> TrainingRecord:
           f"image on {eval_ctx.shape[0]} test images ({config.is_samples} importance samples); baseline "
           f"{baseline_nll:.2f}.\nWrote {out / CHECKPOINT_NAME}, {out / METRICS_NAME} and PNGs in {out}/")
     return record
+
+
+def _process_count(parallel: Any) -> dict[str, Any]:
+    """Checkpoint entries saying how the data were shared (for ``--resume`` on another count)."""
+    return {"world_size": 1 if parallel is None else parallel.world_size, "sharded": parallel is not None}
 
 
 __all__ = ["run_train_conditional"]

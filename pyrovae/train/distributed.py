@@ -41,7 +41,6 @@ same steps. Only the last, partial global batch of each epoch differs: it is pad
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -51,7 +50,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pyrovae.data.batches import InMemoryBatches
+from pyrovae.data.semisupervised import SemiSupervisedSplit
+from pyrovae.train.sharding import ShardedBatches, ShardedMixedBatches
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -59,82 +59,6 @@ TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER
 def launched_by_torchrun() -> bool:
     """Whether this process was started by ``torchrun`` (it sets ``RANK`` and ``WORLD_SIZE``)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
-class ShardedBatches(InMemoryBatches):
-    """One rank's mini-batches of every epoch, with ``DistributedSampler`` semantics, on in-memory tensors.
-
-    Each epoch draws one permutation of ``N`` from a CPU generator seeded with
-    ``seed + epoch`` (identical on every rank), pads it by repeating its start to a multiple of
-    ``world_size`` (or, with ``drop_last``, cuts it down to one), and rank ``r`` keeps positions
-    ``r, r + W, r + 2W, ...``. The shard is then sliced into batches of ``batch_size``, so all
-    ranks take the same number of steps with the same batch sizes. Padding repeats fewer than
-    ``world_size`` points per epoch.
-
-    Args:
-        *tensors: tensors sharing their first dimension ``N`` and device, e.g. images
-            ``(N, 1, 28, 28)`` and labels ``(N,)``.
-        batch_size: rows per local batch (per rank, per step).
-        rank, world_size: this process's index and the number of processes.
-        seed: shared seed of the shuffle; must be the same on every rank.
-        shuffle: a fresh permutation every epoch; otherwise the stored order.
-        drop_last: drop the tail of the permutation instead of padding it.
-        transform: applied to the first tensor of each batch, e.g. ``dynamic_binarize``.
-    """
-
-    def __init__(
-        self,
-        *tensors: Tensor,
-        batch_size: int,
-        rank: int,
-        world_size: int,
-        seed: int = 0,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        transform: Callable[[Tensor], Tensor] | None = None,
-    ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
-        # Row counts, devices and batch_size are checked, and the batching is done, by InMemoryBatches;
-        # this class only chooses each rank's rows (``permutation``) and their number (``__len__``).
-        super().__init__(*tensors, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                         transform=transform)
-        n = self.num_examples
-        if n < world_size:
-            raise ValueError(f"{n} data points cannot be shared among {world_size} processes; "
-                             "use fewer processes or more data")
-        self.rank = rank
-        self.world_size = world_size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation the next ``iter`` uses (call it before every epoch)."""
-        self.epoch = epoch
-
-    @property
-    def shard_size(self) -> int:
-        """Rows this rank sees per epoch, equal on every rank."""
-        n = self.num_examples
-        return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
-
-    def __len__(self) -> int:
-        """Local batches per epoch, equal on every rank."""
-        return math.ceil(self.shard_size / self.batch_size)
-
-    def permutation(self) -> Tensor:
-        """This rank's rows of the current epoch, in the order it visits them, ``(shard_size,)``
-        on the tensors' device (the same interface as ``InMemoryBatches.permutation``)."""
-        n = self.tensors[0].shape[0]
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
-        total = self.shard_size * self.world_size
-        if total > n:
-            order = torch.cat([order, order[: total - n]])
-        return order[self.rank : total : self.world_size].to(self.tensors[0].device)
 
 
 class DataParallel:
@@ -228,6 +152,15 @@ class DataParallel:
         return ShardedBatches(*tensors, batch_size=batch_size, rank=self.rank,
                               world_size=self.world_size, seed=self.seed, shuffle=shuffle,
                               transform=transform)
+
+    def mixed_batches(self, split: SemiSupervisedSplit, batch_size: int, labelled_batch_size: int,
+                      generator: torch.Generator | None = None,
+                      transform: Callable[[Tensor], Tensor] | None = None,
+                      labelled_every: int = 1) -> ShardedMixedBatches:
+        """This rank's M2 batches (:class:`ShardedMixedBatches`); ``generator`` is unused, as in :meth:`batches`."""
+        return ShardedMixedBatches(split, batch_size, labelled_batch_size, rank=self.rank,
+                                   world_size=self.world_size, seed=self.seed, transform=transform,
+                                   labelled_every=labelled_every)
 
     def mean(self, value: Tensor) -> Tensor:
         """The elementwise average of ``value`` over ranks, in float64 on this rank's device
@@ -361,6 +294,13 @@ class GlobalOrder:
         return ShardedBatches(*tensors, batch_size=batch_size, rank=0, world_size=1, seed=self.seed,
                               shuffle=shuffle, transform=transform)
 
+    def mixed_batches(self, split: SemiSupervisedSplit, batch_size: int, labelled_batch_size: int,
+                      generator: torch.Generator | None = None,
+                      transform: Callable[[Tensor], Tensor] | None = None,
+                      labelled_every: int = 1) -> ShardedMixedBatches:
+        return ShardedMixedBatches(split, batch_size, labelled_batch_size, rank=0, world_size=1, seed=self.seed,
+                                   transform=transform, labelled_every=labelled_every)
+
     def mean(self, value: Tensor) -> Tensor:
         return value.detach().to(self.device, torch.float64)
 
@@ -424,5 +364,5 @@ class RankSeeds:
         self.reseed(trainer.record.steps)
 
 
-__all__ = ["DataParallel", "GlobalOrder", "RankSeeds", "ShardedBatches", "StopAgreement",
+__all__ = ["DataParallel", "GlobalOrder", "RankSeeds", "ShardedBatches", "ShardedMixedBatches", "StopAgreement",
            "launched_by_torchrun", "step_seed"]

@@ -101,6 +101,7 @@ class SemiSupervisedTrainer(Trainer):
         if labelled_weight != "proportional":
             loss.labelled_weight = float(labelled_weight)
         super().__init__(module, loss=loss, lr=lr, betas=betas, batch_size=batch_size, **trainer_kwargs)
+        self.semisupervised_loss = loss  # self.loss may wrap it (compiled, data-parallel)
         self.labelled_weight = labelled_weight
         self.labelled_batch_size = labelled_batch_size
         self.labelled_every = labelled_every
@@ -113,9 +114,10 @@ class SemiSupervisedTrainer(Trainer):
             The record of :meth:`~pyrovae.Trainer.train`.
         """
         if self.labelled_weight == "proportional":
-            self.loss.labelled_weight = split.labelled_images.shape[0] / max(split.unlabelled_images.shape[0], 1)
+            self.semisupervised_loss.labelled_weight = split.labelled_images.shape[0] / max(split.unlabelled_images.shape[0], 1)
         self._ensure_generator(split.unlabelled_images.device)
-        batches = MixedBatches(split, self.batch_size, self.labelled_batch_size, generator=self.generator,
+        make_batches = MixedBatches if self.parallel is None else self.parallel.mixed_batches  # each rank's share
+        batches = make_batches(split, self.batch_size, self.labelled_batch_size, generator=self.generator,
                                transform=self.transform, labelled_every=self.labelled_every)
 
         def evaluate() -> dict[str, float]:
