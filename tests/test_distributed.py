@@ -286,3 +286,17 @@ def test_resuming_refuses_an_uneven_global_batch_and_a_one_process_run_under_tor
                             torch.device("cpu"), "run")
     with pytest.raises(ConfigError, match="without torchrun"):
         continue_data_order(TrainConfig(batch_size=20), {"world_size": 1}, FakeGroup(2), torch.device("cpu"), "run")
+
+
+def test_streamed_batches_arrive_on_their_device_one_per_step_from_any_start():
+    # The "meta" device stands for a GPU here: the same path (gather on the CPU, send, transform there).
+    data, labels = torch.arange(46.0).reshape(23, 2), torch.arange(23)
+    devices = []
+    shard = ShardedBatches(data, labels, batch_size=3, rank=1, world_size=2, seed=2, device="meta",
+                           transform=lambda x: devices.append(x.device) or x)
+    shard.set_epoch(1)
+    order = shard.permutation()
+    assert order.device.type == "cpu"  # the order indexes the data where they are
+    batches = list(shard.iterate(order))
+    assert [tuple(b[0].shape) for b in batches] == [(3, 2)] * 4 and all(b[1].device.type == "meta" for b in batches)
+    assert len(list(shard.iterate(order, start=3))) == 1 and devices and {d.type for d in devices} == {"meta"}

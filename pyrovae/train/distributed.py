@@ -147,11 +147,12 @@ class DataParallel:
     def batches(self, *tensors: Tensor, batch_size: int, shuffle: bool = True,
                 generator: torch.Generator | None = None,
                 transform: Callable[[Tensor], Tensor] | None = None) -> ShardedBatches:
-        """This rank's :class:`ShardedBatches`; ``generator`` is unused (the shuffle comes from
-        ``seed + epoch``, which must agree across ranks)."""
+        """This rank's :class:`ShardedBatches` on this rank's device (streamed from the CPU, in
+        pinned memory, when the tensors stay there); ``generator`` is unused (the shuffle comes
+        from ``seed + epoch``, which must agree across ranks)."""
         return ShardedBatches(*tensors, batch_size=batch_size, rank=self.rank,
                               world_size=self.world_size, seed=self.seed, shuffle=shuffle,
-                              transform=transform)
+                              transform=transform, device=self.device)
 
     def mixed_batches(self, split: SemiSupervisedSplit, batch_size: int, labelled_batch_size: int,
                       generator: torch.Generator | None = None,
@@ -181,6 +182,8 @@ class DataParallel:
         if data.shape[0] >= self.world_size:
             data = data[self.rank :: self.world_size]
             context = None if context is None else context[self.rank :: self.world_size]
+        data = data.to(self.device)  # a no-op unless the data stay on the CPU (streamed training)
+        context = None if context is None else context.to(self.device)
         figures = evaluate(data, context)
         count = float(data.shape[0])
         sums = torch.tensor([count * v for v in figures.values()] + [count],

@@ -8,7 +8,7 @@ and go on with the same sequence of global batches (:mod:`pyrovae.train.distribu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -37,6 +37,11 @@ class ShardedBatches(InMemoryBatches):
         drop_last: drop the tail of the permutation instead of padding it, and the last local
             batch when it is short (as ``InMemoryBatches``), so that every batch is full.
         transform: applied to the first tensor of each batch, e.g. ``dynamic_binarize``.
+        device: where the batches go. By default the tensors' device. Tensors on the CPU with a
+            CUDA ``device`` (data that do not fit on the GPU) are streamed: each batch is
+            gathered on the CPU, copied into pinned (page-locked) memory and sent with
+            ``non_blocking=True``, one batch ahead, so the host prepares the next batch while
+            the GPU works and no copy waits for the host; ``transform`` then runs on the device.
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class ShardedBatches(InMemoryBatches):
         shuffle: bool = True,
         drop_last: bool = False,
         transform: Callable[[Tensor], Tensor] | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
@@ -64,6 +70,7 @@ class ShardedBatches(InMemoryBatches):
         self.world_size = world_size
         self.seed = seed
         self.epoch = 0
+        self.device = self.tensors[0].device if device is None else torch.device(device)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose permutation the next ``iter`` uses (call it before every epoch)."""
@@ -94,6 +101,25 @@ class ShardedBatches(InMemoryBatches):
         if total > n:
             order = torch.cat([order, order[: total - n]])
         return order[self.rank : total : self.world_size].to(self.tensors[0].device)
+
+    def iterate(self, order: Tensor, start: int = 0) -> Iterator[tuple[Tensor, ...]]:
+        """The batches of the epoch in ``order`` from batch ``start`` on, on :attr:`device`."""
+        if self.tensors[0].device.type != "cpu" or self.device.type == "cpu":  # nothing to stream
+            yield from super().iterate(order, start)
+            return
+        pin = self.device.type == "cuda" and torch.cuda.is_available()
+
+        def send(b: int) -> list[Tensor]:
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            batch = [tensor.index_select(0, index) for tensor in self.tensors]
+            return [(t.pin_memory() if pin else t).to(self.device, non_blocking=pin) for t in batch]
+
+        ahead = send(start) if start < len(self) else None
+        for b in range(start, len(self)):
+            batch, ahead = ahead, (send(b + 1) if b + 1 < len(self) else None)
+            if self.transform is not None:
+                batch[0] = self.transform(batch[0])
+            yield tuple(batch)
 
 
 class ShardedMixedBatches(MixedBatches):
