@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import pyro
 import torch
+from torch import nn
 from distributed_models import (  # this folder is the script's, so first on sys.path
     EVENT,
     MODELS,
@@ -34,7 +35,7 @@ from pyrovae.data import load_dataset
 from pyrovae.data.quadrants import hide_quadrants
 from pyrovae.data.semisupervised import split_labelled
 from pyrovae.cli import main
-from pyrovae.errors import TrainingInterrupted
+from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.checkpoint import load_checkpoint
 from pyrovae.train.distributed import DataParallel, GlobalOrder, launched_by_torchrun
 from pyrovae.train.semisupervised import SemiSupervisedTrainer
@@ -145,6 +146,34 @@ def conditional_models(parallel: DataParallel) -> dict:
     return result
 
 
+class SquareLoss(nn.Module):
+    """``mean((w x)^2)``, plus NaN while ``poisoned``: a non-finite loss whose gradient stays finite,
+    which DDP's gradient average alone would not carry to the other rank."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+        self.poisoned = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        loss = ((self.w * x) ** 2).mean()
+        return loss + torch.nan if self.poisoned else loss
+
+
+def nonfinite_on_one_rank(parallel: DataParallel) -> dict:
+    """Rank 1's loss turns NaN from step 2 on, rank 0's never: with ``max_nonfinite_steps=2``."""
+    module = SquareLoss()
+    trainer = Trainer(module, loss=module, parallel=parallel, lr=0.1, max_nonfinite_steps=2, progress=False)
+    trainer.step_callbacks.append(lambda t: setattr(module, "poisoned", parallel.rank == 1 and t.record.steps >= 1))
+    x = torch.ones(4, 3) * (1 + parallel.rank)
+    try:
+        trainer.train_epoch([(x,)] * 5)
+        error_at = None
+    except NonFiniteError:
+        error_at = trainer.record.steps
+    return {"error_at": error_at, "skipped": int(trainer.guard.skipped), "w": module.w.detach().clone()}
+
+
 def run(out: str) -> None:
     rank = int(os.environ["RANK"])
     torch.set_num_threads(1)
@@ -165,6 +194,7 @@ def run(out: str) -> None:
                       batches_per_epoch=len(parallel.batches(data, batch_size=5)))
         result["order"] = batch_order(parallel, out)
         result["conditional"] = conditional_models(parallel)
+        result["nonfinite"] = nonfinite_on_one_rank(parallel)
         result["cli_codes"] = cli_runs(out, rank)
         torch.save(result, os.path.join(out, f"rank{rank}.pt"))
     finally:

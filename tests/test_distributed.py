@@ -156,6 +156,16 @@ def test_m2_and_cvae_train_under_torchrun_from_the_command_line(ranks, model):
     assert payload["world_size"] == WORLD_SIZE and payload["sharded"] and payload["epoch"] == 1
 
 
+def test_a_non_finite_loss_on_one_rank_skips_the_step_on_every_rank_and_stops_all_alike(ranks):
+    results, _ = ranks
+    # Step 1 updates; steps 2 and 3 are NaN on rank 1 only: both ranks skip them, and stop after
+    # the second in a row (max_nonfinite_steps=2) with the same parameters.
+    assert [r["nonfinite"]["error_at"] for r in results] == [3, 3]
+    assert [r["nonfinite"]["skipped"] for r in results] == [2, 2]
+    assert torch.equal(results[0]["nonfinite"]["w"], results[1]["nonfinite"]["w"])
+    assert not torch.equal(results[0]["nonfinite"]["w"], torch.ones(3))  # step 1 did update
+
+
 def global_sequence(rank_batches: list[list[list[int]]]) -> list[list[int]]:
     """Per step, the global batch the ranks saw together, in the epoch permutation's order
     (rank ``r`` holds its positions ``r, r + W, ...``)."""
