@@ -21,6 +21,7 @@ EXAMPLES = {
     "flow_guide.py": "IAF guide",
     "resumable_svi.py": "resumed run equals the straight run: True",
     "ddp_vae.py": "images per step",
+    "ddp_m2.py": "test accuracy",  # issue 27: M2 under torchrun, with the agreed stop
     "semisupervised_m2.py": "test accuracy",
     "stacked_m1_m2.py": "test accuracy of M1+M2",
     "conditional_vae.py": "test conditional NLL",
