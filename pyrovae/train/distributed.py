@@ -229,7 +229,7 @@ class StopAgreement:
     Only the all-reduce runs every step. Reading the signal from the device is a host sync on
     an accelerator, so it happens every ``read_every`` steps there (every step on the CPU,
     where it costs nothing); a stop then comes at most ``read_every - 1`` steps later, on all
-    ranks alike. The cost per step is measured in ``benchmarks/ddp_gpu.py --agreement``.
+    ranks alike. ``benchmarks/ddp_gpu.py`` measures the cost per step.
 
     Args:
         device: this rank's device (the flags live there: NCCL reduces device tensors only).
