@@ -136,8 +136,9 @@ def conditional_models(parallel: DataParallel) -> dict:
             pyro.clear_param_store()
             torch.manual_seed(0)
             cvae = build_cvae(config, shape)
-            cvae.baseline.requires_grad_(False)
+            strategy.find_unused_parameters = True  # as the command line: the baseline gets no gradient
             trainer = Trainer(cvae, batch_size=batch, parallel=strategy, progress=False)
+            strategy.find_unused_parameters = False
             cvae_record = trainer.fit(context, None, 1, train_context=images, eval_size=100)
             result[name] = {"m2": m2_record.history[-1], "m2_steps": m2_record.steps,
                             "cvae": cvae_record.history[-1], "cvae_steps": cvae_record.steps}

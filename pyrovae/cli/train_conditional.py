@@ -170,7 +170,6 @@ def _run_cvae(config, out, data, device, generator, payload, parallel) -> Traini
     else:  # the trained baseline comes back with the model's weights
         load_module_state(cvae, payload["model"], str(out / CHECKPOINT_NAME))
         baseline_history = payload.get("baseline_history", [])
-    cvae.baseline.requires_grad_(False)  # trained already; DDP then waits for no gradient of it
     with torch.no_grad():
         baseline_nll = -cvae.baseline.log_likelihood(test_ctx, test).mean().item()
     if writes:
@@ -188,6 +187,8 @@ def _run_cvae(config, out, data, device, generator, payload, parallel) -> Traini
                         lambda f: f"test -ELBO {-f['test_elbo']:8.2f}  test NLL {f['test_nll']:8.2f} "
                                   f"(baseline {baseline_nll:.2f})")
     callbacks, seeds = _callbacks(config, parallel, saver, [add_nll, log])
+    if parallel is not None:  # the trained baseline gets no gradient: DDP must not wait for one
+        parallel.find_unused_parameters = True
     trainer = Trainer(cvae, lr=config.lr, batch_size=config.batch_size, progress=config.progress and writes,
                       generator=generator, **callbacks, parallel=parallel,
                       max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile)
