@@ -19,8 +19,10 @@ from torch import Tensor, nn
 
 from pyrovae.fast import onednn
 from pyrovae.fast.compiled import compiled_kernels
-from pyrovae.infer.importance import guess_max_plate_nesting, log_importance_weights
+from pyrovae.fast.distributions import FastDistributions
+from pyrovae.fast.steps import registered_once
 from pyrovae.fast.traced_loss import TracedLoss
+from pyrovae.infer.importance import guess_max_plate_nesting, log_importance_weights
 
 
 def _slice(context: Tensor | None, start: int, stop: int) -> Tensor | None:
@@ -95,7 +97,7 @@ def log_likelihood(
         bar = tqdm(total=n, desc=f"log p(x), k={num_samples}", unit="point")
         progress = bar.update
     try:
-        with compiled_kernels(compile):
+        with compiled_kernels(compile, module=pair.owners):
             return _log_likelihood(weights, pair, data, context, num_samples, chunk_size, batch_size,
                                    progress or None)
     finally:
@@ -160,9 +162,9 @@ class _LogWeights(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         with ExitStack() as stack:
             for owner in self.owners or ():
-                if hasattr(owner, "without_registration"):
-                    # No per-call pyro.module: nothing is trained here, the store needs nothing.
-                    stack.enter_context(owner.without_registration())
+                # No per-call pyro.module: nothing is trained here, the store needs nothing.
+                stack.enter_context(registered_once(owner, register=False))
+            stack.enter_context(FastDistributions())
             return log_importance_weights(self.model, self.guide, x, context, num_particles=self.num_particles,
                                           max_plate_nesting=self.nesting)
 

@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.fast import compiled
-from pyrovae.fast.distributions import BernoulliImage
 
 
 class Likelihood(nn.Module):
@@ -39,8 +37,7 @@ class Likelihood(nn.Module):
     def params(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """Network output reshaped to ``(*batch, *event_shape)``."""
         h = z if context is None else torch.cat([z, context.expand(*z.shape[:-1], -1)], dim=-1)
-        out = compiled.call(self.net, h) if compiled.active() else self.net(h)
-        return out.reshape(z.shape[:-1] + self.event_shape)
+        return self.net(h).reshape(z.shape[:-1] + self.event_shape)
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> dist.Distribution:
         raise NotImplementedError
@@ -101,7 +98,7 @@ class BernoulliLikelihood(Likelihood):
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> dist.Distribution:
         logits = self.params(z, context)
-        return BernoulliImage(dist.Bernoulli(logits=logits, validate_args=False), len(self.event_shape))
+        return dist.Bernoulli(logits=logits, validate_args=False).to_event(len(self.event_shape))
 
     def mean(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return torch.sigmoid(self.params(z, context))

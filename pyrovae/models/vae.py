@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -38,9 +35,6 @@ class VAE(nn.Module):
         declare a ``context_dim``.
     """
 
-    #: Depth of nested :meth:`without_registration` blocks; ``model``/``guide`` register when 0.
-    _registration_paused: int = 0
-
     def __init__(self, encoder: Encoder, likelihood: Likelihood, prior: Prior, name: str = "vae") -> None:
         super().__init__()
         self.encoder = encoder
@@ -64,7 +58,7 @@ class VAE(nn.Module):
         With ``marginal``, ``z`` is one site scored by the prior's marginal density (see
         :meth:`marginal_model`) instead of the prior's own sites.
         """
-        self._register()
+        self.register_params()
         with pyro.plate("data", x.shape[0]):
             if marginal:
                 z = pyro.sample("z", MarginalPrior(self.prior, context, x.shape[:1]))
@@ -84,15 +78,10 @@ class VAE(nn.Module):
 
     def guide(self, x: Tensor, context: Tensor | None = None) -> None:
         """z ~ q(z | x), then the prior's own guide sites."""
-        self._register()
+        self.register_params()
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", self.encoder(x, self._ctx(self.encoder, context)))
             self.prior.guide_sample("z", z, x, context)
-
-    def _register(self) -> None:
-        """Called at the top of ``model`` and ``guide``: :meth:`register_params` unless paused."""
-        if not self._registration_paused:
-            self.register_params()
 
     def register_params(self) -> None:
         """``pyro.module(self.name, self)``, refusing to share a name with another model.
@@ -116,29 +105,6 @@ class VAE(nn.Module):
                     f"model uses the name {self.name!r}. Call pyro.clear_param_store() or build "
                     "this VAE with another name=."
                 )
-
-    @contextmanager
-    def without_registration(self) -> Iterator[None]:
-        """Run ``model`` and ``guide`` without their per-call ``pyro.module`` inside this block.
-
-        For loops that optimise ``vae.parameters()`` with a torch optimizer (as
-        :class:`~pyrovae.Trainer` does), the param store plays no part in the step, and
-        registering every parameter on every call costs a fraction of a millisecond per run.
-        Call :meth:`register_params` once beforehand if the store should still list the
-        parameters (the trainer does). Outside the block, and for ``SVI`` with ``pyro.optim``,
-        every call registers as before.
-
-        Example::
-
-            vae.register_params()
-            with vae.without_registration():
-                loss = Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
-        """
-        self._registration_paused += 1
-        try:
-            yield
-        finally:
-            self._registration_paused -= 1
 
     @staticmethod
     def _ctx(part: nn.Module, context: Tensor | None) -> Tensor | None:

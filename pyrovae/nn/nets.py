@@ -9,24 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
-
-from pyrovae.fast import compiled
-class Softplus(nn.Softplus):
-    """``nn.Softplus`` that, inside ``torch.compile`` (the compiled evaluation and training of
-    :mod:`pyrovae.fast.compiled` and :mod:`pyrovae.fast.traced_loss`), is written in the form inductor
-    vectorizes on a CPU (:func:`pyrovae.fast.compiled.softplus`); eager calls are ``nn.Softplus``'s
-    own."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.beta == 1 and compiled.fused_forms():
-            return compiled.softplus(x)
-        return super().forward(x)
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "softplus": Softplus,
+    "softplus": nn.Softplus,
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
@@ -133,4 +120,4 @@ def num_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["Softplus", "MLP", "ConvEncoderNet", "ConvDecoderNet", "make_activation", "num_parameters", "ACTIVATIONS"]
+__all__ = ["MLP", "ConvEncoderNet", "ConvDecoderNet", "make_activation", "num_parameters", "ACTIVATIONS"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from torch import Tensor, nn
 

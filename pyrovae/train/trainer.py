@@ -18,15 +18,18 @@ epoch. Its state is declared in :meth:`Trainer.state_dict`: a run stopped betwee
 resumes exactly.
 
 The optimizer is one ``torch.optim.Adam`` over ``module.parameters()``: the same maximisation as
-``SVI(model, guide, pyro.optim.Adam, objective)``, without the param-store wrappers.
-Speed options (``compile``) wrap the loss from outside, see :mod:`pyrovae.fast`.
+``SVI(model, guide, pyro.optim.Adam, objective)``, without the param-store wrappers. The steps
+run inside :func:`pyrovae.fast.steps.fast_steps` (the model registered in Pyro's param store
+once, shortcut distributions at its sites, with ``compile`` its networks compiled) and, with
+``compile``, the loss is traced whole (:class:`~pyrovae.fast.traced_loss.TracedLoss`): all of it
+wraps the plain model from outside (docs/speed.md).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pyro
@@ -36,7 +39,7 @@ from torch import Tensor, nn
 
 from pyrovae.data.batches import InMemoryBatches
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
-from pyrovae.fast.compiled import compiled_kernels
+from pyrovae.fast.steps import fast_steps
 from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.infer.elbo import ELBOLoss, SyncFreeTrace_ELBO
 from pyrovae.infer.metrics import elbo_parts
@@ -125,9 +128,11 @@ class Trainer:
     ) -> None:
         self.module = module
         self.latent_scale = LatentScale(beta)
+        if hasattr(module, "register_params"):
+            # Once, here, refusing a name another model holds in Pyro's param store; the steps
+            # then run without the per-call registration (pyrovae.fast.steps.registered_once).
+            module.register_params()
         if loss is None:
-            if model is None and guide is None and hasattr(module, "register_params"):
-                module.register_params()  # once, here: the steps run without per-call registration
             self.objective = objective or SyncFreeTrace_ELBO()
             loss = ELBOLoss(module, self.latent_scale(model or module.model),
                             self.latent_scale(guide or module.guide), self.objective)
@@ -159,6 +164,7 @@ class Trainer:
         self._pending_generator_state: Tensor | None = None  # a loaded state awaiting its generator
         self._validate_next_step = True
         self._stop_signal: int | None = None
+        self._in_loop = False  # inside train_epoch's block of speed-ups
 
     # -- one step -----------------------------------------------------------------------------
 
@@ -169,7 +175,7 @@ class Trainer:
         checked = self.validate_every_step or self._validate_next_step
         self._validate_next_step = False
         self.optimizer.zero_grad(set_to_none=True)
-        with nullcontext() if checked else pyro.validation_enabled(False):
+        with nullcontext() if checked else pyro.validation_enabled(False), self._speedups(compile=False):
             loss = self._loss_or_nan(*batch)
         loss.backward()
         if self.parallel is not None:  # all ranks skip, and stop, at the same steps (StopAgreement)
@@ -255,7 +261,7 @@ class Trainer:
         position = self.position
         if epoch_length is None:  # called on its own: the batches are a whole epoch
             position.start(position.order_state, int(self.guard.skipped), torch.device("cpu"))
-        with compiled_kernels(bool(self.compile), training=True):
+        with self._speedups(compile=bool(self.compile)):
             try:
                 for batch in batches:
                     if schedule is not None:
@@ -442,6 +448,19 @@ class Trainer:
         order = batches.permutation()
         self.generator.set_state(now)
         return order
+
+    @contextmanager
+    def _speedups(self, compile: bool) -> Iterator[None]:
+        """:func:`~pyrovae.fast.steps.fast_steps` around a loop of steps (once, not per step)."""
+        if self._in_loop:
+            yield
+            return
+        self._in_loop = True
+        try:
+            with fast_steps(self.module, compile=compile, register=False):
+                yield
+        finally:
+            self._in_loop = False
 
     @property
     def _traceable(self) -> bool:
