@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from pyrovae.plots import images as plots
 from pyrovae.train.checkpoint import save_checkpoint
+from pyrovae.nn.rebuild import spec_entry
 from pyrovae.cli.conditional_registry import build_cvae, build_m2
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import pick_device
@@ -39,6 +40,7 @@ def _epoch_logger(config: TrainConfig, out: Path, model: torch.nn.Module, image_
             "config": config.to_dict(), "image_shape": list(image_shape), "model": model.state_dict(),
             "optimizer": trainer.optimizer.state_dict(), "epoch": trainer.epoch,
             "step": trainer.record.steps, "history": trainer.record.history, **extra,
+            **spec_entry(model),  # how to rebuild the model, for pyrovae.load
         })
         tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  {line(figures)}  {figures['seconds']:.1f} s")
 

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 from pyrovae.fast import compiled
 from pyrovae.fast.distributions import NoiseCachingNormal
 
 
-class Encoder(nn.Module):
+class Encoder(Rebuildable, nn.Module):
     """Base class for ``q(z | x[, context])``; ``latent_dim`` is the size of ``z``."""
 
     latent_dim: int
