@@ -10,8 +10,7 @@ from torch import nn
 
 def make_adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
     """``torch.optim.Adam`` with ``fused=True`` where the parameters' device and dtype allow it
-    (one kernel updates every parameter; on 2 CPU cores about five times faster than the
-    per-tensor loop for the tutorial VAE), plain ``Adam`` otherwise."""
+    (one kernel updates every parameter instead of a loop over tensors), plain ``Adam`` otherwise."""
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)

@@ -76,15 +76,13 @@ class SemiSupervisedTrainer:
         labelled_weight: weight of the labelled batch's mean loss against the unlabelled
             batch's; default 1. ``"proportional"``: ``N_labelled / N_unlabelled``, so that over an
             epoch every image, labelled or not, carries the same weight (Kingma et al.'s objective
-            summed over the data set). Measured with 100 labels, 5 epochs, full MNIST
-            (benchmarks/results/semisupervised.csv): test accuracy 59.1% proportional against
-            72.3% with weight 1, so 1 stays the default.
+            summed over the data set). Weight 1 is the default: it gave the higher accuracy
+            with 100 labels (benchmarks/README.md, ``semisupervised.py``).
         labelled_every: add the labelled batch's loss on every n-th step only (the other steps
             see unlabelled images alone). Pyro's SS-VAE example interleaves one labelled step
             per ``N_train / N_labelled`` batches (one per epoch at 100 labels); default 1, every step.
-            Measured with 100 labels, Pyro's optimizer and ``labelled_every=250``: validation
-            accuracy at most 61.5% in 13 epochs, against 72.7% with every step
-            (benchmarks/results/semisupervised/m2_labels100_pyro_schedule_13epochs.log).
+            Every step gave the higher accuracy with 100 labels (benchmarks/README.md,
+            ``semisupervised.py``).
         compile: compiled networks and densities in the steps of :meth:`train_epoch`, as
             :class:`~pyrovae.train.trainer.Trainer`'s ``compile``.
         validate_every_step: run Pyro's validation checks on every step. By default, as in

@@ -47,10 +47,9 @@ StepCallback = Callable[["Trainer"], None]
 
 
 #: Steps a :meth:`Trainer.fit` must be asked for, on a CPU, before ``compile=None`` compiles.
-#: The compile costs about 3 to 8 s with inductor's cache warm and about 20 s cold; a compiled
-#: step of Pyro's tutorial network saves about 3 ms on 2 CPU cores (0.9 against 1.2 times the
-#: plain-PyTorch twin's 11 ms, benchmarks/README.md): 5,000 steps (about 21 epochs of full
-#: MNIST at batch 256) save some 15 s, several warm compiles and most of a cold one.
+#: From about this many steps (21 epochs of full MNIST at batch 256) the time a compiled step
+#: saves on Pyro's tutorial network pays for the compile, warm or cold (the costs and savings
+#: measured by benchmarks/speed.py are in benchmarks/README.md).
 AUTO_COMPILE_STEPS = 5000
 
 
