@@ -68,6 +68,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
+        if f.name == "out":  # a new run's folder is named after its model (config_from_args)
+            default = "runs/<model>"
         kind = f.type if isinstance(f.type, type) else None
         type_names = str(f.type)
         if type_names in ("bool", "bool | None") or kind is bool:
