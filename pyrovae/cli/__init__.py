@@ -10,7 +10,8 @@ from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
 
 HELP = {
     "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist, kmnist, or a .npz file of your own "
-               "(train_images (N, H, W) or (N, C, H, W) uint8 0..255 or float in [0, 1], optional test_images and labels)",
+               "(train_images (N, H, W) or (N, C, H, W), uint8 0..255 or float in [0, 1]; optional "
+               "test_images, train_labels, test_labels)",
     "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",
