@@ -29,6 +29,8 @@ from pyrovae.priors import (
 from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
+# Saving and loading a model, architecture included.
+from pyrovae.io import load, save
 
 __version__ = "0.1.0"
 
@@ -71,4 +73,7 @@ __all__ = [
     "InputError",
     "NonFiniteError",
     "TrainingInterrupted",
+    # saving and loading
+    "save",
+    "load",
 ]

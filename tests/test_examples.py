@@ -26,6 +26,8 @@ EXAMPLES = {
     "stacked_m1_m2.py": "test accuracy of M1+M2",
     "conditional_vae.py": "test conditional NLL",
     "traced_loss.py": "steps ran as a traced graph: True",
+    # saving, loading and Predictive (pyrovae.save / pyrovae.load)
+    "save_load_predict.py": "same: True",
 }
 
 

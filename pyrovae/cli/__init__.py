@@ -9,7 +9,9 @@ from dataclasses import MISSING, fields
 from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
 
 HELP = {
-    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist or kmnist",
+    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist, kmnist, or a .npz file of your own "
+               "(train_images (N, H, W) or (N, C, H, W), uint8 0..255 or float in [0, 1]; optional "
+               "test_images, train_labels, test_labels)",
     "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",
@@ -55,6 +57,9 @@ HELP = {
     "quadrants": "cvae: visible quadrants, 1, 2 or 3; the rest is predicted",
     "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
     "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
+    # TensorBoard (pyrovae.plots.tensorboard)
+    "tensorboard": "also write the per-epoch figures and the pictures as TensorBoard event files in "
+                   "<out>/tensorboard (needs pip install \"pyrovae[tensorboard]\")",
 }
 
 
@@ -64,6 +69,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
+        if f.name == "out":  # a new run's folder is named after its model (config_from_args)
+            default = "runs/<model>"
         kind = f.type if isinstance(f.type, type) else None
         type_names = str(f.type)
         if type_names in ("bool", "bool | None") or kind is bool:
@@ -116,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's files")
+    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                          help="show a progress bar (default: True)")
     return parser
 
 
@@ -134,6 +143,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if args.overwrite:
             raise ConfigError("--resume and --overwrite exclude each other: continue the run, or replace it")
         return resume_config(args.resume, values)
+    values.setdefault("out", f"runs/{values.get('model', 'vae')}")  # a new run's folder is named after its model
     return TrainConfig.from_dict(values, source=args.config or "flags")
 
 
@@ -159,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             from pyrovae.cli.evaluate import run_evaluate
 
             run_evaluate(args.checkpoint, num_samples=args.num_samples, split=args.data, limit=args.limit,
-                         seed=args.seed, device=args.device, overwrite=args.overwrite)
+                         seed=args.seed, device=args.device, overwrite=args.overwrite, progress=args.progress)
     except TrainingInterrupted as e:
         print(f"pyrovae: {e}", file=sys.stderr)
         return e.exit_code

@@ -65,6 +65,8 @@ class TrainConfig:
     quadrants: int = 1
     baseline_epochs: int = 10
     is_samples: int = 20
+    # TensorBoard event files in <out>/tensorboard (pyrovae.plots.tensorboard); needs the tensorboard extra.
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         positive = {"hidden": self.hidden, "latent_dim": self.latent_dim, "epochs": self.epochs,

@@ -20,7 +20,7 @@ from pyrovae.infer.evaluation import evaluate_vae
 
 def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", limit: int | None = None,
                  seed: int = 0, device: str = "auto", overwrite: bool = False,
-                 batch_size: int = 100, chunk_size: int | None = None) -> dict[str, Any]:
+                 batch_size: int = 100, chunk_size: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint and write ``evaluation_<split>_k<num_samples>.json`` and PNGs beside it.
 
     The data are the checkpoint's own data set, binarized once with the run's seed when the run
@@ -55,7 +55,7 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
     start = time.perf_counter()
     figures = evaluate_vae(vae, images, labels=None if labels is None else labels.to(torch_device),
                            num_samples=num_samples, batch_size=batch_size, chunk_size=chunk_size,
-                           progress=True)
+                           progress=progress)
     figures.update(checkpoint=str(checkpoint), split=split, seed=seed, binarized=config.binarize,
                    seconds=round(time.perf_counter() - start, 1), device=str(torch_device))
     targets["json"].write_text(json.dumps(figures, indent=2) + "\n")

@@ -22,6 +22,7 @@ from pyrovae.cli.resume import continue_data_order
 from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 from pyrovae.plots.report import save_run_pictures
+from pyrovae.plots.tensorboard import TensorBoardLog, require_tensorboard
 from pyrovae.train.trainer import Trainer, TrainingRecord
 
 #: Files whose presence means a folder already holds a run.
@@ -80,6 +81,10 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
+    if config.tensorboard and config.model != "vae":  # TensorBoard: --model vae only
+        raise ConfigError(f"--tensorboard writes --model vae runs only; drop it for --model {config.model}")
+    if config.tensorboard:  # before anything is written
+        require_tensorboard()
     prepare_output_folder(out, overwrite, resume, create=False)
     payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
@@ -137,6 +142,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         print(f"mixture fitted: mean log-density of the codes {fit.mean_log_likelihood:.2f}")
 
     metrics_path = out / METRICS_NAME
+    board = TensorBoardLog(out / "tensorboard") if config.tensorboard and writes else None  # TensorBoard
     saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
                             image_shape=list(data.image_shape), world_size=world_size,
                             sharded=parallel is not None)
@@ -147,9 +153,11 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         saver.save(trainer)
         with metrics_path.open("a") as f:
             f.write(json.dumps(figures) + "\n")
+        if board is not None:  # TensorBoard
+            board.epoch(figures)
         tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  "
                    f"train ELBO {figures['train_elbo']:9.2f}  test ELBO {figures['test_elbo']:9.2f}  "
-                   f"(recon {figures['test_recon']:8.2f}, KL {figures['test_kl']:6.2f})  "
+                   f"(recon {figures['test_recon']:8.2f}, KL {_shown_kl(figures['test_kl']):6.2f})  "
                    f"{figures['seconds']:.1f} s" + (f"  skipped {figures['skipped_steps']} non-finite steps"
                                                      if figures.get("skipped_steps") else ""))
 
@@ -190,10 +198,19 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     if not writes:
         return record
-    save_run_pictures(vae, test, data.test_labels, record.history, out)
+    pictures = save_run_pictures(vae, test, data.test_labels, record.history, out)
+    if board is not None:  # TensorBoard
+        board.pictures(pictures, step=trainer.epoch)
+        board.close()
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
           f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
     return record
+
+
+def _shown_kl(kl: float) -> float:
+    """The per-epoch KL as printed: recon minus the ELBO of one draw can come out a hair below 0
+    where the KL is near 0; show that as 0.00, not -0.00 (metrics.jsonl keeps the estimate)."""
+    return 0.0 if abs(kl) < 0.005 else kl
 
 
 def _write_atomically(path: Path, text: str) -> None:

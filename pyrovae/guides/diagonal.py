@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 
 
-class Encoder(nn.Module):
+class Encoder(Rebuildable, nn.Module):
     """Base class for ``q(z | x[, context])``; ``latent_dim`` is the size of ``z``."""
 
     latent_dim: int

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 
 
-class Likelihood(nn.Module):
+class Likelihood(Rebuildable, nn.Module):
     """Base class: ``forward(z, context=None)`` returns ``p(x | z)``; ``mean(z)`` returns an image.
 
     Args:

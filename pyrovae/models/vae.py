@@ -7,13 +7,14 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 from pyrovae.guides.diagonal import Encoder
 from pyrovae.likelihoods.elementwise import Likelihood
 from pyrovae.priors.base import Prior
 from pyrovae.priors.marginal import MarginalPrior
 
 
-class VAE(nn.Module):
+class VAE(Rebuildable, nn.Module):
     """A variational autoencoder written as a Pyro ``model`` and ``guide``.
 
     ``model``:  z ~ p(z [| context]);  x ~ p(x | z).

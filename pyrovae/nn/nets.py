@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "softplus": nn.Softplus,
@@ -29,7 +30,7 @@ def make_activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
 
 
-class MLP(nn.Module):
+class MLP(Rebuildable, nn.Module):
     """Fully connected network that flattens a structured input, e.g. an image, first.
 
     Args:
@@ -64,7 +65,7 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-class ConvEncoderNet(nn.Module):
+class ConvEncoderNet(Rebuildable, nn.Module):
     """Two stride-2 convolutions and a linear layer: ``(*batch, C, 28, 28) -> (*batch, out_features)``."""
 
     def __init__(self, in_channels: int, out_features: int, channels: int = 32, hidden: int = 256,
@@ -89,7 +90,7 @@ class ConvEncoderNet(nn.Module):
         return h.reshape(*batch, self.out_features)
 
 
-class ConvDecoderNet(nn.Module):
+class ConvDecoderNet(Rebuildable, nn.Module):
     """Mirror of :class:`ConvEncoderNet`: ``(*batch, in_features) -> (*batch, C, 28, 28)`` logits/means."""
 
     def __init__(self, in_features: int, out_channels: int, channels: int = 32, hidden: int = 256,
