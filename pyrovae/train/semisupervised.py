@@ -8,7 +8,6 @@ handling are the trainer's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
@@ -16,8 +15,6 @@ from torch import Tensor, nn
 
 from pyrovae.data.semisupervised import MixedBatches, SemiSupervisedSplit
 from pyrovae.train.trainer import Trainer, TrainingRecord
-
-EpochCallback = Callable[["SemiSupervisedTrainer", dict[str, float]], None]
 
 
 class SemiSupervisedLoss(nn.Module):
