@@ -30,12 +30,13 @@ HELP = {
     "num_flows": "flow layers of the iaf guide and the flow prior",
     "rank": "rank of the lowrank guide's covariance factor",
     "objective": "elbo (Trace_ELBO), meanfield (TraceMeanField_ELBO, analytic KL), iwae (importance-"
-                 "weighted bound) or dreg (IWAE bound, doubly-reparameterized gradients)",
+                 "weighted bound) or dreg (IWAE bound, doubly-reparameterized gradients)"
+                 ", or tcvae (beta-TC-VAE: --beta weights the total correlation, not the whole KL)",
     "num_particles": "samples per data point in the ELBO/IWAE estimate (vectorized)",
     "epochs": "passes over the training data",
     "batch_size": "images per step",
     "lr": "Adam learning rate",
-    "beta": "weight of the KL term (beta-VAE); 1 is the ELBO",
+    "beta": "weight of the KL term (beta-VAE); 1 is the ELBO; with --objective tcvae the weight of the total correlation",
     "warmup_epochs": "epochs of linear KL warm-up from 0 to beta",
     "seed": "random seed",
     "device": "auto, cpu, cuda or mps",

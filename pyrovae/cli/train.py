@@ -15,6 +15,8 @@ from tqdm.auto import tqdm
 from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint, restore_training
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
+from pyrovae.cli.registry import kl_weight  # factors
+from pyrovae.infer.total_correlation import kl_split_callback, supports_kl_split  # factors
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.distributed import DataParallel, launched_by_torchrun
@@ -151,11 +153,17 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
                    f"{figures['seconds']:.1f} s" + (f"  skipped {figures['skipped_steps']} non-finite steps"
                                                      if figures.get("skipped_steps") else ""))
 
-    trainer = Trainer(vae, objective=build_objective(config), eval_objective=build_eval_objective(config),
+    objective = build_objective(config)
+    # factors: the TC estimator needs the training-set size; the KL split joins metrics.jsonl
+    # for every model with a factorized prior and a diagonal guide.
+    if hasattr(objective, "dataset_size"):
+        objective.dataset_size = train.shape[0]
+    split = [kl_split_callback(train[:2000], train.shape[0])] if supports_kl_split(vae, train[:2]) else []
+    trainer = Trainer(vae, objective=objective, eval_objective=build_eval_objective(config),
                       lr=config.lr, batch_size=config.batch_size,
-                      beta=config.beta, warmup_epochs=config.warmup_epochs, transform=transform,
+                      beta=kl_weight(config), warmup_epochs=config.warmup_epochs, transform=transform,
                       progress=config.progress and writes, generator=generator,
-                      callbacks=[log_epoch] if writes else [],
+                      callbacks=split + [log_epoch] if writes else [],
                       step_callbacks=[saver.on_step] if writes else [],
                       max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile,
                       parallel=parallel)

@@ -28,6 +28,8 @@ each point of the batch, so that the marginals ``q(z_j | x)`` are known in close
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributions as tdist
@@ -165,7 +167,7 @@ def factorized_prior_parts(prior: torch.nn.Module) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def vae_kl_decomposition(vae: torch.nn.Module, data: Tensor, dataset_size: int | None = None,
-                         batch_size: int = 500) -> dict[str, float]:
+                         batch_size: int = 500, generator: torch.Generator | None = None) -> dict[str, float]:
     """The KL split of a VAE with a factorized prior and a diagonal Normal guide, on ``data``.
 
     One ``z_i ~ q(z | x_i)`` per point; the aggregate posterior is that of ``data`` standing for
@@ -176,6 +178,8 @@ def vae_kl_decomposition(vae: torch.nn.Module, data: Tensor, dataset_size: int |
         data: ``(M, *event_shape)``, e.g. the first training points.
         dataset_size: ``N`` (default ``M``).
         batch_size: points encoded at a time.
+        generator: random source of the draws of ``z`` (default: a fresh one seeded 0, so that
+            calling this leaves the global random state alone).
 
     Returns:
         ``{"mutual_information", "total_correlation", "dimensionwise_kl", "kl"}`` in nats per point.
@@ -190,10 +194,43 @@ def vae_kl_decomposition(vae: torch.nn.Module, data: Tensor, dataset_size: int |
         locs.append(loc)
         scales.append(scale)
     loc, scale = torch.cat(locs), torch.cat(scales)
-    z = loc + scale * torch.randn_like(loc)
+    generator = generator or torch.Generator(device=loc.device).manual_seed(0)
+    z = loc + scale * torch.randn(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
     parts = kl_decomposition(z, loc, scale, prior_loc, prior_scale, dataset_size or data.shape[0])
     return {name: value.item() for name, value in parts.items()}
 
 
-__all__ = ["ESTIMATORS", "factorized_prior_parts", "vae_kl_decomposition", "diagonal_normal_parts", "kl_decomposition", "log_aggregate_posterior",
-           "log_stratified_weights", "pairwise_log_marginals", "total_correlation"]
+def kl_split_callback(data: Tensor, dataset_size: int, prefix: str = "train") -> Callable:
+    """A :class:`~pyrovae.train.trainer.Trainer` epoch callback that adds the KL split of
+    ``trainer.module`` on ``data`` to the epoch's figures (``{prefix}_mutual_information``,
+    ``{prefix}_total_correlation``, ``{prefix}_dimensionwise_kl``), for a module with a
+    factorized prior and a diagonal Normal guide (check with :func:`supports_kl_split`).
+
+    List it before callbacks that write the figures out (a metrics file)."""
+
+    def add_split(trainer: Any, figures: dict[str, float]) -> None:
+        module = trainer.module
+        was_training = module.training
+        module.eval()
+        parts = vae_kl_decomposition(module, data, dataset_size)
+        module.train(was_training)
+        figures.update({f"{prefix}_{name}": value for name, value in parts.items() if name != "kl"})
+
+    return add_split
+
+
+def supports_kl_split(vae: torch.nn.Module, example: Tensor) -> bool:
+    """Whether :func:`vae_kl_decomposition` applies: a factorized Normal prior and a diagonal Normal
+    guide (tried on ``example``, a small batch)."""
+    try:
+        factorized_prior_parts(vae.prior)
+        with torch.no_grad():
+            diagonal_normal_parts(vae.posterior(example))
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return True
+
+
+__all__ = ["ESTIMATORS", "diagonal_normal_parts", "factorized_prior_parts", "kl_decomposition", "kl_split_callback",
+           "log_aggregate_posterior", "log_stratified_weights", "pairwise_log_marginals", "supports_kl_split",
+           "total_correlation", "vae_kl_decomposition"]
