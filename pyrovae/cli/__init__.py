@@ -9,7 +9,8 @@ from dataclasses import MISSING, fields
 from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
 
 HELP = {
-    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist or kmnist",
+    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist or kmnist"
+               "; dsprites or colour-shapes (generated, with known factors; --train-size random images, default 20000)",
     "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",

@@ -17,6 +17,7 @@ from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, Train
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.cli.registry import kl_weight  # factors
 from pyrovae.infer.total_correlation import kl_split_callback, supports_kl_split  # factors
+from pyrovae.factors.data import SHAPES, load_shapes  # factors
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.distributed import DataParallel, launched_by_torchrun
@@ -53,6 +54,8 @@ def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False, crea
 
 
 def _load_data(config: TrainConfig) -> Any:
+    if config.dataset in SHAPES:  # factors: generated shapes with known factors, a random slice in memory
+        return load_shapes(config.dataset, train_size=config.train_size)
     if config.dataset.endswith(".npz"):
         return load_npz(config.dataset, seed=config.seed)
     return load_dataset(config.dataset, root=config.data_root, download=config.download)

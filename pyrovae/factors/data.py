@@ -1,0 +1,93 @@
+"""Generated shapes with their factors, as an in-memory data set for training and for the metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pyrovae.data import DatasetError, ImageData, colour_shapes, dsprites
+
+#: Names of the generated sets with known factors, and their builders (pyrovae.data.shapes).
+SHAPES = {"dsprites": dsprites, "colour-shapes": colour_shapes}
+
+#: Factors whose values are unordered classes.
+CATEGORICAL_FACTORS = ("shape",)
+
+#: Training images held in memory when no size is given (the whole grid would not fit:
+#: 737,280 float images of 64x64 are 12 GB).
+DEFAULT_TRAIN_SIZE = 20_000
+DEFAULT_TEST_SIZE = 2_000
+
+
+@dataclass(frozen=True)
+class FactorImageData(ImageData):
+    """:class:`~pyrovae.data.ImageData` whose images come with the factors that generated them.
+
+    Attributes:
+        factor_names: ``K`` names, e.g. ``("shape", "scale", "orientation", "pos_x", "pos_y")``.
+        train_factors, test_factors: float ``(N, K)`` factor values of the images.
+        train_indices, test_indices: int64 ``(N,)`` the images' indices in the full grid.
+    """
+
+    factor_names: tuple[str, ...] = ()
+    train_factors: Tensor | None = None
+    test_factors: Tensor | None = None
+    train_indices: Tensor | None = None
+    test_indices: Tensor | None = None
+
+    @property
+    def categorical(self) -> list[bool]:
+        """Per factor, whether its values are unordered classes (shape)."""
+        return [name in CATEGORICAL_FACTORS for name in self.factor_names]
+
+
+def load_shapes(name: str = "dsprites", train_size: int | None = None, test_size: int = DEFAULT_TEST_SIZE,
+                seed: int = 0) -> FactorImageData:
+    """Random disjoint training and test images from a generated shapes grid, with their factors.
+
+    The images are drawn uniformly without replacement from the whole grid (its first images
+    all share one shape and scale, so a prefix would not do), with a fixed ``seed`` so that
+    runs with different model seeds see the same images.
+
+    Args:
+        name: ``"dsprites"`` or ``"colour-shapes"``.
+        train_size: training images (default :data:`DEFAULT_TRAIN_SIZE`).
+        test_size: test images.
+        seed: seed of the choice of images.
+
+    Returns:
+        Images float32 ``(N, C, 64, 64)`` in ``[0, 1]``, labels the shape class, and the factors.
+
+    Raises:
+        DatasetError: for an unknown name or sizes the grid cannot hold.
+    """
+    if name not in SHAPES:
+        raise DatasetError(f"unknown generated data set {name!r}; choose one of {', '.join(SHAPES)}")
+    shapes = SHAPES[name]()
+    train_size = DEFAULT_TRAIN_SIZE if train_size is None else train_size
+    if train_size < 1 or test_size < 1 or train_size + test_size > len(shapes):
+        raise DatasetError(f"{name} holds {len(shapes)} images; asked for {train_size} training and "
+                           f"{test_size} test images: choose a smaller --train-size")
+    chosen = np.random.default_rng(seed).choice(len(shapes), train_size + test_size, replace=False)
+    train, test = np.sort(chosen[:train_size]), np.sort(chosen[train_size:])
+
+    def images(indices: np.ndarray) -> Tensor:
+        return torch.from_numpy(shapes.images(indices)).float().div_(255.0)
+
+    def factors(indices: np.ndarray) -> Tensor:
+        return torch.from_numpy(shapes.factor_values(indices)).float()
+
+    shape_index = shapes.factor_names.index("shape")
+    return FactorImageData(
+        name=name, train_images=images(train), train_labels=factors(train)[:, shape_index].long(),
+        test_images=images(test), test_labels=factors(test)[:, shape_index].long(), num_classes=3,
+        factor_names=shapes.factor_names, train_factors=factors(train), test_factors=factors(test),
+        train_indices=torch.from_numpy(train), test_indices=torch.from_numpy(test),
+    )
+
+
+__all__ = ["CATEGORICAL_FACTORS", "DEFAULT_TEST_SIZE", "DEFAULT_TRAIN_SIZE", "FactorImageData", "SHAPES",
+           "load_shapes"]
