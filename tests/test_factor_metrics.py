@@ -125,3 +125,14 @@ def test_factor_scores_reports_the_best_factor_per_dimension_and_drops_constant_
     assert scores["mig_per_factor"]["colour"] is None
     assert [row["factor"] for row in scores["best_factor"][:3]] == list(NAMES)
     assert scores["best_factor"][0]["normalized_mi"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampled_mi_does_not_find_information_in_narrow_posteriors_that_ignore_the_factors():
+    """Each image gets its own narrow code at random: on 60 points, a value of x has 12, and a
+    posterior counted in its own small conditional mixture would fake about H(x) = log 5 nats;
+    leaving it out gives about 0."""
+    factors = grid(repeats=1)
+    loc = torch.randn(len(factors), 3, generator=torch.Generator().manual_seed(0))
+    scale = torch.full_like(loc, 0.01)
+    mi = sampled_mutual_information(loc, scale, factors, num_samples=2000, generator=torch.Generator().manual_seed(1))
+    assert mi.max() < 0.1 * math.log(3)

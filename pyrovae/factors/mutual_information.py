@@ -76,13 +76,16 @@ def binned_mutual_information(codes: Tensor, factors: Tensor, bins: int = 20) ->
                                      for k in range(factor_index.shape[1])]) for j in range(codes.shape[1])])
 
 
-def _log_mixture_marginals(z: Tensor, loc: Tensor, scale: Tensor, chunk_size: int = 256) -> Tensor:
-    """``log q(z_{s,j})`` with ``q(z_j) = mean_m Normal(loc_mj, scale_mj)``: ``(S, D)`` from ``z`` ``(S, D)``
-    and posteriors ``loc``, ``scale`` ``(M, D)``, chunked over samples."""
+def _log_mixture_marginals(z: Tensor, own: Tensor, loc: Tensor, scale: Tensor, chunk_size: int = 256) -> Tensor:
+    """``log q(z_{s,j})`` with ``q(z_j)`` the mean of the posteriors ``Normal(loc_mj, scale_mj)`` other
+    than sample ``s``'s own (row ``own[s]`` of ``loc``): ``(S, D)`` from ``z`` ``(S, D)`` and ``(M, D)``
+    posteriors, chunked over samples."""
     out = []
     for start in range(0, z.shape[0], chunk_size):
-        log_q = torch.distributions.Normal(loc, scale).log_prob(z[start:start + chunk_size].unsqueeze(1))
-        out.append(torch.logsumexp(log_q, dim=1) - math.log(loc.shape[0]))
+        rows = slice(start, start + chunk_size)
+        log_q = torch.distributions.Normal(loc, scale).log_prob(z[rows].unsqueeze(1))  # (s, M, D)
+        log_q[torch.arange(log_q.shape[0]), own[rows]] = -math.inf
+        out.append(torch.logsumexp(log_q, dim=1) - math.log(loc.shape[0] - 1))
     return torch.cat(out) if out else z.new_zeros(0, z.shape[1])
 
 
@@ -92,14 +95,18 @@ def sampled_mutual_information(loc: Tensor, scale: Tensor, factors: Tensor, num_
     """``I(z_j; v_k) = E_{q(z, v)}[log q(z_j | v_k) - log q(z_j)]`` (Chen et al. 2018), in nats.
 
     ``num_samples`` points ``n`` are drawn uniformly and ``z ~ q(z | x_n)``, so that ``(z, v(n))``
-    comes from the joint; at every draw the aggregate densities ``q(z_j) = mean_n q(z_j | x_n)``
-    and ``q(z_j | v_k = v) = mean_{n: v_k(n) = v} q(z_j | x_n)`` are summed exactly over the
-    points. Both terms use the same draws, so a dimension whose posterior does not depend on the
-    factor scores exactly 0. This equals ``H(z_j) - H(z_j | v_k)``, Chen et al.'s form. Memory and
-    time grow as ``num_samples * N * D`` per factor.
+    comes from the joint; at every draw the aggregate densities ``q(z_j) = mean_m q(z_j | x_m)``
+    and ``q(z_j | v_k = v) = mean_{m: v_k(m) = v} q(z_j | x_m)`` are summed exactly over the
+    points, leaving out the drawn point's own posterior (leave-one-out): on a subset of a factor
+    grid a value has few points, and a narrow posterior would otherwise find itself in the small
+    conditional mixture and fake information. Both terms use the same draws, so a dimension whose
+    posterior does not depend on the factor scores exactly 0. This estimates
+    ``H(z_j) - H(z_j | v_k)``, Chen et al.'s form, who sum over all of dSprites. Memory and time
+    grow as ``num_samples * N * D`` per factor. Draws whose factor value has a single point are
+    left out of that factor's average.
 
     Args:
-        loc, scale: ``(N, D)`` the diagonal Normal posteriors of the ``N`` points.
+        loc, scale: ``(N, D)`` the diagonal Normal posteriors of the ``N`` points (``N >= 2``).
         factors: ``(N, K)`` factor values.
         num_samples: draws ``(n, z)``.
         generator: random source of the draws.
@@ -108,18 +115,30 @@ def sampled_mutual_information(loc: Tensor, scale: Tensor, factors: Tensor, num_
         ``(D, K)`` in nats; a Monte Carlo estimate below 0 (a dimension independent of the factor)
         is reported as 0.
     """
-    chosen = torch.randint(loc.shape[0], (num_samples,), generator=generator)
-    z = loc[chosen] + scale[chosen] * torch.randn(loc[chosen].shape, generator=generator).to(loc)
-    log_marginal = _log_mixture_marginals(z, loc, scale)  # (S, D)
+    n = loc.shape[0]
+    if n < 2:
+        raise ValueError("the mutual information needs at least 2 points")
+    chosen = torch.randint(n, (num_samples,), generator=generator, device=generator.device if generator else None)
+    chosen = chosen.to(loc.device)
+    noise = torch.randn(loc[chosen].shape, generator=generator, device=generator.device if generator else None)
+    z = loc[chosen] + scale[chosen] * noise.to(loc)
+    log_marginal = _log_mixture_marginals(z, chosen, loc, scale)  # (S, D)
     factor_index = factor_codes(factors)
     columns = []
     for k in range(factor_index.shape[1]):
-        log_conditional = torch.empty_like(log_marginal)
+        difference = torch.zeros_like(log_marginal)
+        counted = torch.zeros(num_samples, dtype=torch.bool, device=loc.device)
         for value in factor_index[:, k].unique():
+            same = (factor_index[:, k] == value).nonzero().squeeze(1)
             rows = factor_index[chosen, k] == value
-            same = factor_index[:, k] == value
-            log_conditional[rows] = _log_mixture_marginals(z[rows], loc[same], scale[same])
-        columns.append((log_conditional - log_marginal).mean(0))
+            if same.numel() < 2 or not rows.any():
+                continue
+            position = torch.full((n,), -1, dtype=torch.long, device=loc.device)
+            position[same] = torch.arange(same.numel(), device=loc.device)
+            log_conditional = _log_mixture_marginals(z[rows], position[chosen[rows]], loc[same], scale[same])
+            difference[rows] = log_conditional - log_marginal[rows]
+            counted |= rows
+        columns.append(difference[counted].mean(0) if counted.any() else torch.zeros(loc.shape[1]))
     return torch.stack(columns, dim=1).clamp_min(0.0)
 
 
