@@ -111,6 +111,9 @@ class TrainConfig:
             raise ConfigError(f"--encoder-scale must be softplus or exp, got {self.encoder_scale!r}")
         if self.quadrants not in (1, 2, 3):
             raise ConfigError(f"--quadrants (visible quadrants) must be 1, 2 or 3, got {self.quadrants}")
+        if self.objective == "tcvae" and self.guide != "diagonal":  # factors
+            raise ConfigError(f"--objective tcvae estimates the total correlation from diagonal Normal posteriors; "
+                              f"--guide {self.guide} has none: use --guide diagonal")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
 
