@@ -142,3 +142,16 @@ def test_vae_kl_decomposition_adds_up_and_refuses_a_mixture_prior():
     vae.prior = GaussianMixturePrior(3, 4)
     with pytest.raises(ValueError, match="factorized Normal prior"):
         vae_kl_decomposition(vae, x)
+
+
+def test_weighted_sampling_tc_is_offset_by_d_minus_one_log_n_on_overlapping_posteriors():
+    """MWS divides every sum by N B: where the batch's posteriors overlap widely, its log q(z) and
+    each log q(z_j) come out about log N low, so its TC is the true TC plus (D - 1) log N (why
+    the reported figures use the stratified estimator)."""
+    generator = torch.Generator().manual_seed(4)
+    correlation = torch.full((3, 3), 0.5)
+    correlation.fill_diagonal_(1.0)
+    locs = gaussian_aggregate(correlation, 0.5, 100_000, generator)
+    estimates = [batch_tc(locs, 0.5, 1000, generator, estimator="mws") for _ in range(5)]
+    expected = -0.5 * torch.logdet(correlation).item() + 2 * math.log(100_000)
+    assert sum(estimates) / len(estimates) == pytest.approx(expected, abs=0.1)

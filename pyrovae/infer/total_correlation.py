@@ -17,9 +17,10 @@ into three terms (Chen et al., "Isolating Sources of Disentanglement in VAEs", 2
   is biased low by the usual Jensen gap, which shrinks as ``B`` grows). Chen et al.'s code
   weights one of the other points slightly differently; the estimates differ by ``O(1/N)``.
 * ``"mws"``, minibatch weighted sampling, as printed in the paper (section 4.1):
-  ``log q(z_i) ~ log (1 / (N B)) sum_j q(z_i | x_j)``. Its value is offset by constants that
-  depend on ``N``, ``B`` and the latent size (the TC it gives is not near the true TC), but not
-  on the parameters, so its gradient is still usable. Prefer ``"mss"`` for reported figures.
+  ``log q(z_i) ~ log (1 / (N B)) sum_j q(z_i | x_j)``. Where the batch's posteriors overlap
+  widely, its ``log q(z)`` and every ``log q(z_j)`` come out about ``log N`` low, so its TC is the
+  true TC plus about ``(D - 1) log N``: an offset, not a function of the parameters, so the
+  gradient is still usable. Prefer ``"mss"`` for reported figures.
 
 Every function here takes diagonal Normal posteriors: ``loc`` and ``scale`` of ``q(z | x)`` for
 each point of the batch, so that the marginals ``q(z_j | x)`` are known in closed form.
@@ -160,7 +161,7 @@ def factorized_prior_parts(prior: torch.nn.Module) -> tuple[Tensor, Tensor]:
     """
     try:
         return diagonal_normal_parts(prior())
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, NotImplementedError):
         raise ValueError(f"the KL split (mutual information, total correlation, dimension-wise KL) needs a "
                          f"factorized Normal prior, got {type(prior).__name__}") from None
 
@@ -226,7 +227,7 @@ def supports_kl_split(vae: torch.nn.Module, example: Tensor) -> bool:
         factorized_prior_parts(vae.prior)
         with torch.no_grad():
             diagonal_normal_parts(vae.posterior(example))
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, NotImplementedError, RuntimeError):
         return False
     return True
 
