@@ -14,7 +14,7 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet
 from pyrovae.infer.objectives import LatentScale, linear_warmup
 from pyrovae.priors import (
     ConditionalNormalPrior,
@@ -29,6 +29,9 @@ from pyrovae.priors import (
 from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
+
+# Images of any shape: 8-bit likelihoods (issue 22).
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
 
 __version__ = "0.1.0"
 
@@ -71,4 +74,7 @@ __all__ = [
     "InputError",
     "NonFiniteError",
     "TrainingInterrupted",
+    # Images of any shape: 8-bit likelihoods (issue 22).
+    "CategoricalLikelihood",
+    "DiscretizedLogisticMixtureLikelihood",
 ]

@@ -15,6 +15,7 @@ from pyrovae.cli.config import ConfigError
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
 from pyrovae.data import binarize_once, load_dataset
+from pyrovae.infer.bits import bits_per_dim
 from pyrovae.infer.evaluation import evaluate_vae
 
 
@@ -58,6 +59,8 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
                            progress=True)
     figures.update(checkpoint=str(checkpoint), split=split, seed=seed, binarized=config.binarize,
                    seconds=round(time.perf_counter() - start, 1), device=str(torch_device))
+    if getattr(vae.likelihood, "discrete", False):  # a mass function over 8-bit values: bits/dim (issue 22)
+        figures["bits_per_dim"] = bits_per_dim(figures["nll"], vae.event_shape)
     targets["json"].write_text(json.dumps(figures, indent=2) + "\n")
     written = [targets["json"]]
     if "kl_per_dimension" in figures:
@@ -71,7 +74,8 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         written.append(plots.save_component_samples(sample_component, prior.num_components, targets["components"],
                                                     title="samples per mixture component"))
     print(f"log p(x) {figures['log_likelihood']:.2f} +- {figures['log_likelihood_sem']:.2f} nats "
-          f"(k={num_samples}, {figures['num_points']} {split} images), ELBO {figures.get('elbo', float('nan')):.2f}, "
+          + (f"(NLL {figures['bits_per_dim']:.4f} bits/dim) " if "bits_per_dim" in figures else "")
+          + f"(k={num_samples}, {figures['num_points']} {split} images), ELBO {figures.get('elbo', float('nan')):.2f}, "
           f"{figures['active_units']} active units"
           + (f", clustering accuracy {figures['cluster_accuracy']:.2%}" if "cluster_accuracy" in figures else "")
           + f", {figures['seconds']:.0f} s.\n"
