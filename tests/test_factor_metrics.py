@@ -136,3 +136,17 @@ def test_sampled_mi_does_not_find_information_in_narrow_posteriors_that_ignore_t
     scale = torch.full_like(loc, 0.01)
     mi = sampled_mutual_information(loc, scale, factors, num_samples=2000, generator=torch.Generator().manual_seed(1))
     assert mi.max() < 0.1 * math.log(3)
+
+
+def test_traversal_rows_are_labelled_by_the_factor_each_dimension_captures(tmp_path):
+    from pyrovae.plots.factors import factor_row_labels
+    from pyrovae.plots.traversals import save_traversals
+
+    factors = grid()
+    loc, scale = copying_encoder(factors)
+    scores = factor_scores(loc, scale, factors, NAMES, estimator="binned")
+    labels = factor_row_labels(scores["best_factor"])
+    assert labels[:3] == ["z0: shape (1.00)", "z1: scale (1.00)", "z2: x (1.00)"]
+    decode = lambda z: torch.sigmoid(z[:, :1, None, None].expand(-1, 1, 8, 8))  # noqa: E731
+    path = save_traversals(decode, loc[0], [0, 1, 2], tmp_path / "t.png", row_labels=labels[:3])
+    assert path.stat().st_size > 0

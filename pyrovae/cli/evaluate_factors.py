@@ -14,7 +14,8 @@ from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
 from pyrovae.factors.data import SHAPES, load_shapes
 from pyrovae.factors.scores import MI_ESTIMATORS, factor_scores, posterior_parameters
-from pyrovae.plots.factors import factor_row_labels, save_information_heatmap, save_labelled_traversals, traversal_images
+from pyrovae.plots.factors import factor_row_labels, save_information_heatmap
+from pyrovae.plots.traversals import dimensions_by_kl, save_traversals
 
 
 def run_evaluate_factors(checkpoint: str, split: str = "test", limit: int | None = None, seed: int = 0,
@@ -65,9 +66,12 @@ def run_evaluate_factors(checkpoint: str, split: str = "test", limit: int | None
     targets["json"].write_text(json.dumps(scores, indent=2) + "\n")
     save_information_heatmap(torch.tensor(scores["normalized_mutual_information"]), data.factor_names,
                              targets["heatmap"], title=f"I(z_j; v_k) / H(v_k), {split}, MIG {scores['mig']:.3f}")
-    rows = traversal_images(vae.decode, loc[0])
-    save_labelled_traversals(rows, factor_row_labels(scores["best_factor"]), targets["traversals"],
-                             title="latent traversals (row: factor captured best, normalized MI)")
+    # Rows: the dimensions that know most about some factor first (any score orders them).
+    informative = torch.tensor(scores["normalized_mutual_information"]).max(1).values
+    dimensions = dimensions_by_kl(informative, max_rows=10)
+    labels = factor_row_labels(scores["best_factor"])
+    save_traversals(vae.decode, loc[0], dimensions, targets["traversals"], row_labels=[labels[d] for d in dimensions],
+                    title="row: the factor the dimension captures best, I(z_j; v_k) / H(v_k)")
     gaps = ", ".join(f"{name} {gap:.3f}" for name, gap in scores["mig_per_factor"].items() if gap is not None)
     dci = scores["dci"]
     print(f"MIG {scores['mig']:.3f} ({estimator} MI, {scores['num_points']} {split} images; per factor: {gaps})\n"
