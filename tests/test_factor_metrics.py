@@ -150,3 +150,16 @@ def test_traversal_rows_are_labelled_by_the_factor_each_dimension_captures(tmp_p
     decode = lambda z: torch.sigmoid(z[:, :1, None, None].expand(-1, 1, 8, 8))  # noqa: E731
     path = save_traversals(decode, loc[0], [0, 1, 2], tmp_path / "t.png", row_labels=labels[:3])
     assert path.stat().st_size > 0
+
+
+def test_a_prefix_of_the_dsprites_slice_covers_every_shape_and_scale():
+    """The trainer scores the first training images and --limit keeps the first test images: both
+    must be uniform over the grid, not its first (sorted) corner."""
+    from pyrovae.factors.data import load_shapes
+
+    data = load_shapes("dsprites", train_size=300, test_size=100)
+    for factors in (data.train_factors[:100], data.test_factors[:100]):
+        assert factors[:, 0].unique().numel() == 3 and factors[:, 1].unique().numel() == 6
+    assert data.factor_names == ("shape", "scale", "orientation", "pos_x", "pos_y")
+    assert data.categorical == [True, False, False, False, False]
+    assert set(data.train_indices.tolist()).isdisjoint(data.test_indices.tolist())

@@ -48,8 +48,8 @@ def load_shapes(name: str = "dsprites", train_size: int | None = None, test_size
                 seed: int = 0) -> FactorImageData:
     """Random disjoint training and test images from a generated shapes grid, with their factors.
 
-    The images are drawn uniformly without replacement from the whole grid (its first images
-    all share one shape and scale, so a prefix would not do), with a fixed ``seed`` so that
+    The images are drawn uniformly without replacement from the whole grid, in random order (so
+    that the first ``n`` of either split are a uniform sample too), with a fixed ``seed`` so that
     runs with different model seeds see the same images.
 
     Args:
@@ -71,8 +71,10 @@ def load_shapes(name: str = "dsprites", train_size: int | None = None, test_size
     if train_size < 1 or test_size < 1 or train_size + test_size > len(shapes):
         raise DatasetError(f"{name} holds {len(shapes)} images; asked for {train_size} training and "
                            f"{test_size} test images: choose a smaller --train-size")
+    # In random order, not sorted: the grid's order is by shape, then scale, so any prefix of a
+    # sorted slice (the trainer's evaluation points, --limit) would be all small squares.
     chosen = np.random.default_rng(seed).choice(len(shapes), train_size + test_size, replace=False)
-    train, test = np.sort(chosen[:train_size]), np.sort(chosen[train_size:])
+    train, test = chosen[:train_size], chosen[train_size:]
 
     def images(indices: np.ndarray) -> Tensor:
         return torch.from_numpy(shapes.images(indices)).float().div_(255.0)
