@@ -9,8 +9,14 @@ from dataclasses import MISSING, fields
 from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
 
 HELP = {
-    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist or kmnist",
-    "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
+    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist, kmnist, cifar10, svhn, celeba "
+               "(torchvision, downloaded into --data-root), dsprites or colour-shapes (drawn on the spot), a folder "
+               "of PNG/JPEG images (class subfolders become labels) or an .npz file with train_images and "
+               "optionally test_images, train_labels, test_labels: images (N,C,H,W), (N,H,W,C) or (N,H,W), uint8 "
+               "0..255 or float in [0,1], or tabular rows (N,D) (--network mlp only); without test_images 10%% is "
+               "held out. See docs/data.md",
+    "data_root": "folder holding torchvision's data sets (<NAME>/raw, cifar-10-batches-py, train_32x32.mat, "
+                 "celeba/; downloaded there if missing)",
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",
     "binarize": "dynamic binarization: draw pixels as Bernoulli(grey value) every epoch",
@@ -55,6 +61,13 @@ HELP = {
     "quadrants": "cvae: visible quadrants, 1, 2 or 3; the rest is predicted",
     "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
     "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
+    # Data sources (pyrovae.data.sources)
+    "image_size": "image folders and celeba: resize the shorter side to N and centre-crop NxN (celeba: 64)",
+    "grayscale": "image folders: read the images as one grey channel",
+    "stream": "read training images batch by batch through a DataLoader instead of holding them in memory; "
+              "not given: stream exactly the data sets whose float32 images exceed 1.5 GB "
+              "(pyrovae.data.sources.IN_MEMORY_LIMIT_BYTES)",
+    "workers": "DataLoader worker processes when streaming (not given: CPU cores - 1, 1 to 4)",
 }
 
 

@@ -14,7 +14,8 @@ from pyrovae.plots import images as plots
 from pyrovae.cli.config import ConfigError
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
-from pyrovae.data import binarize_once, load_dataset
+from pyrovae.cli.data import load_run_split
+from pyrovae.data import binarize_once
 from pyrovae.infer.evaluation import evaluate_vae
 
 
@@ -44,10 +45,7 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
     torch_device = pick_device(device)
     pyro.clear_param_store()  # the model registers itself under its name; start from a clean store
     vae, config = load_vae(checkpoint, torch_device)
-    data = load_dataset(config.dataset, root=config.data_root, download=config.download)
-    images = (data.test_images if split == "test" else data.train_images)[:limit]
-    labels = (data.test_labels if split == "test" else data.train_labels)
-    labels = labels[:limit] if labels is not None else None
+    images, labels = load_run_split(config, split, limit, source=str(checkpoint))  # as train resolved it
     images = images.to(torch_device)
     if config.binarize:
         images = binarize_once(images, seed=config.seed)

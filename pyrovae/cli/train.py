@@ -15,7 +15,10 @@ from tqdm.auto import tqdm
 from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint, restore_training
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
-from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
+from pyrovae.cli.data import load_run_data, with_absolute_paths
+from pyrovae.data import binarize_once, dynamic_binarize
+from pyrovae.data.sources import StreamedData
+from pyrovae.data.streaming import StreamingImages
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.distributed import DataParallel, launched_by_torchrun
 from pyrovae.train.interrupts import stop_on_signals
@@ -51,9 +54,7 @@ def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False, crea
 
 
 def _load_data(config: TrainConfig) -> Any:
-    if config.dataset.endswith(".npz"):
-        return load_npz(config.dataset, seed=config.seed)
-    return load_dataset(config.dataset, root=config.data_root, download=config.download)
+    return load_run_data(config)  # one resolution for train, evaluate and --resume (pyrovae.cli.data)
 
 
 def join_torchrun(config: TrainConfig, device: torch.device) -> DataParallel | None:
@@ -79,6 +80,8 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
+    if not resume:  # the checkpoint names its data by absolute path, found from any working directory
+        config = with_absolute_paths(config)
     if config.model != "vae":
         if resume:
             raise ConfigError(f"--resume continues --model vae runs only; train the {config.model} model "
@@ -109,7 +112,15 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     pyro.clear_param_store()
 
     data = _load_data(config)
-    train = data.train_images[: config.train_size].to(device)
+    stream = None
+    if isinstance(data, StreamedData):  # too large for memory, or --stream: batches come from a DataLoader
+        if parallel is not None or config.pretrain_epochs:
+            raise ConfigError("a streamed data set trains in one process without --pretrain-epochs; pass "
+                              "--no-stream for a data set that fits in memory, or drop those")
+        stream = StreamingImages(data.train, device, config.workers)
+        train = stream.head(2000)  # the checks and the output bias below look at these
+    else:
+        train = data.train_images[: config.train_size].to(device)
     test = data.test_images.to(device)
     vae = build_vae(config, tuple(data.image_shape)).to(device)
     if not vae.likelihood.in_support(train):
@@ -172,7 +183,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         metrics_path.write_text("")
     try:
         with stop_on_signals(trainer):
-            record = trainer.fit(train, test, epochs=config.epochs - trainer.epoch)
+            record = trainer.fit(train if stream is None else stream, test, epochs=config.epochs - trainer.epoch)
     except TrainingInterrupted as stop:
         if writes:
             saver.save(trainer)
@@ -184,7 +195,12 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     if not writes:
         return record
-    save_run_pictures(vae, test, data.test_labels, record.history, out)
+    if len(data.image_shape) > 1:  # tabular rows (N, D) have no pictures but the curves
+        save_run_pictures(vae, test, data.test_labels, record.history, out)
+    else:
+        from pyrovae.plots.images import save_training_curves
+
+        save_training_curves(record.history, out / "training_curves.png")
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
           f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
     return record
