@@ -14,7 +14,7 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet
 from pyrovae.infer.objectives import LatentScale, linear_warmup
 from pyrovae.priors import (
     ConditionalNormalPrior,

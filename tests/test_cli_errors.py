@@ -87,7 +87,8 @@ def test_data_of_wrong_shape(tmp_path, capsys):
 def test_data_of_wrong_shape_for_the_network(tmp_path, capsys):
     line = run_cli(["train", "--dataset", npz(tmp_path, train_images=images()), "--network", "conv",
                     "--out", str(tmp_path / "o"), *TINY], capsys, tmp_path)
-    assert "--network conv expects 28x28 images" in line and "--network mlp" in line
+    assert "--network conv takes images of 16 to 128 pixels a side" in line and "8x8" in line
+    assert "--network mlp" in line
 
 
 def test_data_outside_support(tmp_path, capsys):

@@ -20,13 +20,15 @@ HELP = {
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",
     "binarize": "dynamic binarization: draw pixels as Bernoulli(grey value) every epoch",
-    "network": "mlp or conv",
-    "hidden": "hidden layer width",
+    "network": "mlp (any data) or conv (images (C, H, W) of 16 to 128 pixels a side: pyrovae.nn.conv)",
+    "hidden": "hidden layer widths, e.g. 400 or 500,500 (the MLP's layers; the conv nets' linear head)",
     "activation": "softplus, relu, tanh, elu or gelu",
     "encoder_scale": "how the diagonal guide turns its raw output into a standard deviation: softplus or exp",
     "mean_init": "start the decoder's output bias at the training images' mean (likelihood.init_output_bias)",
     "latent_dim": "size of z (2 also draws the latent space and the decoded manifold)",
-    "likelihood": "bernoulli, cbernoulli, normal or laplace",
+    "likelihood": "bernoulli, cbernoulli, normal or laplace; for 8-bit images (values k/255): "
+                  "logistic-mixture, logistic-mixture-rgb (channels coupled, PixelCNN++) or categorical "
+                  "(256-way); evaluate then reports bits/dim",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
              "gives clusters), vamp, flow or hierarchical",
     "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
@@ -61,6 +63,11 @@ HELP = {
     "quadrants": "cvae: visible quadrants, 1, 2 or 3; the rest is predicted",
     "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
     "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
+    # Networks and likelihoods for any image shape.
+    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128 (default: 32, 64, ... down to a map "
+                "of at most 8x8)",
+    "res_blocks": "conv: residual blocks at the smallest feature map",
+    "logistic_components": "logistic-mixture likelihoods: mixture components per sub-pixel (or pixel)",
     # Data sources (pyrovae.data.sources)
     "image_size": "image folders and celeba: resize the shorter side to N and centre-crop NxN (celeba: 64)",
     "grayscale": "image folders: read the images as one grey channel",
@@ -69,6 +76,15 @@ HELP = {
               "(pyrovae.data.sources.IN_MEMORY_LIMIT_BYTES)",
     "workers": "DataLoader worker processes when streaming (not given: CPU cores - 1, 1 to 4)",
 }
+
+
+def _widths(text: str) -> int | tuple[int, ...]:
+    """``"500,500"`` -> ``(500, 500)``; one number stays an int."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, e.g. 32,64,128, got {text!r}")
+    return widths[0] if len(widths) == 1 else widths
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +99,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=f"{HELP.get(f.name, '')} (default: {default})")
             continue
-        if "int" in type_names:
+        if "tuple" in type_names:  # a list of widths: --hidden 500,500, --channels 32,64,128
+            conv = _widths
+        elif "int" in type_names:
             conv = int
         elif "float" in type_names:
             conv = float

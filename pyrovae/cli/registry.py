@@ -23,7 +23,7 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet, check_image_shape
 from pyrovae.priors import (
     FlowPrior,
     GaussianMixturePrior,
@@ -37,15 +37,16 @@ from pyrovae.models.vae import VAE
 
 Shape = tuple[int, ...]
 
-#: name -> (encoder net, decoder net) builder: (config, image_shape, encoder_out) -> modules
-NETWORKS: dict[str, Callable[[TrainConfig, Shape, int], tuple[nn.Module, nn.Module]]] = {
-    "mlp": lambda c, shape, enc_out: (
-        MLP(shape, [c.hidden], enc_out, c.activation),
-        MLP(c.latent_dim, [c.hidden], math.prod(shape), c.activation),
+#: name -> (encoder net, decoder net) builder: (config, image_shape, encoder_out, decoder_out_shape) -> modules;
+#: the decoder's output shape is the image shape unless the likelihood has several parameters per value
+NETWORKS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
+    "mlp": lambda c, shape, enc_out, out_shape=None: (
+        MLP(shape, c.hidden_sizes, enc_out, c.activation),
+        MLP(c.latent_dim, c.hidden_sizes, math.prod(out_shape or shape), c.activation),
     ),
-    "conv": lambda c, shape, enc_out: (
-        ConvEncoderNet(shape[0], enc_out, hidden=c.hidden),
-        ConvDecoderNet(c.latent_dim, shape[0], hidden=c.hidden),
+    "conv": lambda c, shape, enc_out, out_shape=None: (
+        ConvEncoderNet(shape, enc_out, c.channels, c.hidden_sizes, res_blocks=c.res_blocks),
+        ConvDecoderNet(c.latent_dim, out_shape or shape, c.channels, c.hidden_sizes, res_blocks=c.res_blocks),
     ),
 }
 
@@ -66,7 +67,7 @@ PRIORS: dict[str, Callable[[TrainConfig, nn.Module, Shape], Prior]] = {
     "vamp": lambda c, encoder, shape: VampPrior(encoder, c.num_components, shape),
     "flow": lambda c, encoder, shape: FlowPrior(c.latent_dim, num_layers=c.num_flows),
     "hierarchical": lambda c, encoder, shape: HierarchicalPrior(c.latent_dim, top_dim=max(1, c.latent_dim // 2),
-                                                                hidden=(c.hidden // 4,)),
+                                                                hidden=(c.hidden_sizes[0] // 4,)),
 }
 
 #: name -> (network output size, encoder class taking (net, config)) for the guide q(z | x)
@@ -106,8 +107,8 @@ def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
     make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
     make_prior = _lookup(PRIORS, config.prior, "--prior")
     guide_size, make_guide = _lookup(GUIDES, config.guide, "--guide")
-    if config.network == "conv" and tuple(image_shape[-2:]) != (28, 28):
-        raise ConfigError(f"--network conv expects 28x28 images, got {tuple(image_shape)}; use --network mlp")
+    if config.network == "conv":
+        check_image_shape(image_shape)
     encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config))
     encoder = make_guide(encoder_net, config)
     likelihood = make_likelihood(decoder_net, tuple(image_shape))
