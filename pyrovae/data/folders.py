@@ -60,7 +60,7 @@ def decode_image(path: str | Path, channels: int, image_size: int | None) -> np.
             image = image.convert("L" if channels == 1 else "RGB")
             if image_size is not None:
                 image = _resize_and_crop(image, image_size)
-            array = np.asarray(image, dtype=np.uint8)
+            array = np.array(image, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         raise DatasetError(f"image {path} cannot be read ({type(error).__name__}: {error}); "
                            "remove or replace that file") from None

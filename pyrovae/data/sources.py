@@ -7,7 +7,7 @@ that a checkpoint names its data the same way from any working directory.
 
 The rule for memory: a data set is held in memory when its train and test images as float32
 take at most :data:`IN_MEMORY_LIMIT_BYTES`; a larger one (CelebA at 64x64, the generated shape
-sets) streams its training images through a ``DataLoader`` and keeps only the first
+sets with a large ``--train-size``) streams its training images through a ``DataLoader`` and keeps only the first
 :data:`STREAMED_TEST_LIMIT` test images in memory for the per-epoch test ELBO.
 """
 
@@ -29,8 +29,11 @@ IN_MEMORY_LIMIT_BYTES = 1_500_000_000
 STREAMED_TEST_LIMIT = 2000
 #: Share of a folder's images held out as its test split (drawn with the run's seed).
 FOLDER_TEST_FRACTION = 0.1
-#: Share of a generated shape set held out as its test split.
-SHAPES_TEST_FRACTION = 0.01
+#: Generated shape sets: training images when no --train-size is given, and test images. The
+#: images are drawn at random from the whole grid with seed 0 (the same rule and defaults as
+#: pyrovae.factors.data.load_shapes, so both name the same images).
+SHAPES_TRAIN_SIZE = 20_000
+SHAPES_TEST_SIZE = 2_000
 
 GENERATED_SETS = ("dsprites", "colour-shapes")
 VISION_NAMES = ("cifar10", "svhn", "celeba")
@@ -105,7 +108,7 @@ def open_data(dataset: str, root: str | Path | None = None, download: bool = Tru
         flag = "--image-size" if image_size is not None else "--grayscale"
         raise DatasetError(f"{flag} applies to image folders and celeba, not to {dataset}; drop {flag}")
     if name in GENERATED_SETS:
-        return _generated(name, seed, stream, train_size)
+        return _generated(name, stream, train_size)
     if name == "celeba":
         from pyrovae.data.vision_sets import celeba_files
 
@@ -199,15 +202,19 @@ def _stack(dataset: Dataset, limit: int | None = None) -> tuple[Tensor, Tensor |
     return images, (None if bool((labels < 0).all()) else labels)
 
 
-def _generated(name: str, seed: int, stream: bool | None, train_size: int | None) -> ImageData | StreamedData:
+def _generated(name: str, stream: bool | None, train_size: int | None) -> ImageData | StreamedData:
     from pyrovae.data.shapes import colour_shapes, dsprites
 
     shapes = dsprites() if name == "dsprites" else colour_shapes()
-    order = np.random.default_rng(seed).permutation(len(shapes))
-    num_test = int(round(len(shapes) * SHAPES_TEST_FRACTION))
-    train = _ShapeLabels(Subset(shapes, order[num_test:].tolist()))
-    test = _ShapeLabels(Subset(shapes, order[:num_test].tolist()))
-    return _from_datasets(name, train, test, 3, stream, train_size)
+    train_size = SHAPES_TRAIN_SIZE if train_size is None else train_size
+    if train_size + SHAPES_TEST_SIZE > len(shapes):
+        raise DatasetError(f"{name} holds {len(shapes)} images, {SHAPES_TEST_SIZE} of them for testing; "
+                           f"--train-size {train_size} is too many: pass at most {len(shapes) - SHAPES_TEST_SIZE}")
+    # Random images from the whole grid: its first images all share one shape and scale.
+    chosen = np.random.default_rng(0).choice(len(shapes), train_size + SHAPES_TEST_SIZE, replace=False)
+    train = _ShapeLabels(Subset(shapes, np.sort(chosen[:train_size]).tolist()))
+    test = _ShapeLabels(Subset(shapes, np.sort(chosen[train_size:]).tolist()))
+    return _from_datasets(name, train, test, 3, stream, None)
 
 
 class _ShapeLabels(Dataset):
