@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's files")
+    evaluate.add_argument("--dataset", default=None, metavar="PATH",  # data sources: a moved .npz or folder
+                          help="where the checkpoint's .npz file or image folder is now, if it moved")
     return parser
 
 
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             from pyrovae.cli.evaluate import run_evaluate
 
             run_evaluate(args.checkpoint, num_samples=args.num_samples, split=args.data, limit=args.limit,
-                         seed=args.seed, device=args.device, overwrite=args.overwrite)
+                         seed=args.seed, device=args.device, overwrite=args.overwrite, dataset=args.dataset)
     except TrainingInterrupted as e:
         print(f"pyrovae: {e}", file=sys.stderr)
         return e.exit_code

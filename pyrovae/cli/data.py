@@ -40,7 +40,8 @@ def load_run_split(config: TrainConfig, split: str, limit: int | None, source: s
     """One split of ``config``'s data in memory, the images its run trained or was tested on."""
     _check_exists(config, source)
     return load_split(config.dataset, root=config.data_root, download=config.download, image_size=config.image_size,
-                      grayscale=config.grayscale, seed=config.seed, split=split, limit=limit)
+                      grayscale=config.grayscale, seed=config.seed, split=split, limit=limit,
+                      train_size=config.train_size)
 
 
 __all__ = ["load_run_data", "load_run_split", "with_absolute_paths"]

@@ -233,13 +233,13 @@ class _ShapeLabels(Dataset):
 
 def load_split(dataset: str, root: str | Path | None = None, download: bool = True, image_size: int | None = None,
                grayscale: bool = False, seed: int = 0, split: str = "test",
-               limit: int | None = None) -> tuple[Tensor, Tensor | None]:
+               limit: int | None = None, train_size: int | None = None) -> tuple[Tensor, Tensor | None]:
     """The images and labels of one split in memory (at most ``limit`` images), for ``pyrovae evaluate``.
 
     Same resolution and split as :func:`open_data` with the same arguments, so a checkpoint is
     evaluated on the images its run held out.
     """
-    data = open_data(dataset, root, download, image_size, grayscale, seed)
+    data = open_data(dataset, root, download, image_size, grayscale, seed, train_size=train_size)
     if isinstance(data, ImageData):
         images, labels = (data.test_images, data.test_labels) if split == "test" else \
             (data.train_images, data.train_labels)

@@ -100,7 +100,10 @@ class StreamingBatches:
         loader = DataLoader(self.source.dataset, batch_size=self.batch_size, sampler=indices,
                             num_workers=workers, collate_fn=_collate,
                             pin_memory=self.source.device.type == "cuda",
-                            prefetch_factor=4 if workers else None)
+                            prefetch_factor=4 if workers else None,
+                            # its own generator: a DataLoader otherwise draws its workers' seed from
+                            # torch's global stream and shifts every later latent draw of the run
+                            generator=torch.Generator().manual_seed(0))
         device = self.source.device
         try:
             for batch in loader:
