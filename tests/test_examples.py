@@ -25,6 +25,7 @@ EXAMPLES = {
     "stacked_m1_m2.py": "test accuracy of M1+M2",
     "conditional_vae.py": "test conditional NLL",
     "traced_loss.py": "steps ran as a traced graph: True",
+    "own_images.py": "inputs above their reconstructions",  # data sources: a folder of images
 }
 
 
