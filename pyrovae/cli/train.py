@@ -17,7 +17,7 @@ from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, Train
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.cli.data import load_run_data, with_absolute_paths
 from pyrovae.data import binarize_once, dynamic_binarize
-from pyrovae.data.sources import StreamedData
+from pyrovae.data.sources import STREAMED_TEST_LIMIT, StreamedData
 from pyrovae.data.streaming import StreamingImages
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.distributed import DataParallel, launched_by_torchrun
@@ -118,7 +118,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
             raise ConfigError("a streamed data set trains in one process without --pretrain-epochs; pass "
                               "--no-stream for a data set that fits in memory, or drop those")
         stream = StreamingImages(data.train, device, config.workers)
-        train = stream.head(2000)  # the checks and the output bias below look at these
+        train = stream.head(STREAMED_TEST_LIMIT)  # the checks and the output bias below look at these
     else:
         train = data.train_images[: config.train_size].to(device)
     test = data.test_images.to(device)
@@ -183,7 +183,8 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         metrics_path.write_text("")
     try:
         with stop_on_signals(trainer):
-            record = trainer.fit(train if stream is None else stream, test, epochs=config.epochs - trainer.epoch)
+            record = trainer.fit(train if stream is None else stream, test, epochs=config.epochs - trainer.epoch,
+                                 eval_size=2000 if stream is None else STREAMED_TEST_LIMIT)
     except TrainingInterrupted as stop:
         if writes:
             saver.save(trainer)

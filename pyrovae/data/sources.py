@@ -25,8 +25,9 @@ from pyrovae.data.datasets import DATASET_NAMES, DatasetError, ImageData, defaul
 
 #: Float32 bytes of train + test images above which a data set streams instead of living in memory.
 IN_MEMORY_LIMIT_BYTES = 1_500_000_000
-#: Test images kept in memory for a streamed data set's per-epoch test ELBO.
-STREAMED_TEST_LIMIT = 2000
+#: Test images kept in memory for a streamed data set's per-epoch test ELBO (and training images
+#: for its train ELBO): the ELBO of a whole batch like this is the largest transient of a run.
+STREAMED_TEST_LIMIT = 1000
 #: Share of a folder's images held out as its test split (drawn with the run's seed).
 FOLDER_TEST_FRACTION = 0.1
 #: Generated shape sets: training images when no --train-size is given, and test images. The
@@ -92,7 +93,7 @@ def open_data(dataset: str, root: str | Path | None = None, download: bool = Tru
         download: Let torchvision download a missing set.
         image_size: Resize (shorter side) and centre-crop every image to this square size
             (folders and CelebA; CelebA defaults to 64).
-        grayscale: Read a folder's images as one grey channel.
+        grayscale: Read a folder's images as one grey channel (folders only).
         seed: Seed of the test split of folders and ``.npz`` files without test images.
         stream: ``True`` or ``False`` to force the choice; ``None`` streams exactly the data
             sets above :data:`IN_MEMORY_LIMIT_BYTES`.
@@ -104,9 +105,10 @@ def open_data(dataset: str, root: str | Path | None = None, download: bool = Tru
     """
     name = canonical_dataset(dataset)
     root_path = Path(root).expanduser() if root is not None else default_root()
-    if (image_size is not None or grayscale) and not (Path(name).is_dir() or name == "celeba"):
-        flag = "--image-size" if image_size is not None else "--grayscale"
-        raise DatasetError(f"{flag} applies to image folders and celeba, not to {dataset}; drop {flag}")
+    if image_size is not None and not (Path(name).is_dir() or name == "celeba"):
+        raise DatasetError(f"--image-size applies to image folders and celeba, not to {dataset}; drop --image-size")
+    if grayscale and not Path(name).is_dir():
+        raise DatasetError(f"--grayscale applies to image folders, not to {dataset}; drop --grayscale")
     if name in GENERATED_SETS:
         return _generated(name, stream, train_size)
     if name == "celeba":

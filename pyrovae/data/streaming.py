@@ -41,11 +41,6 @@ class StreamingImages:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    @property
-    def shape(self) -> torch.Size:
-        """``(N, *image_shape)``, as a tensor of all the images would have."""
-        return torch.Size((len(self),) + tuple(self.dataset[0][0].shape))
-
     def head(self, n: int) -> Tensor:
         """The first ``n`` images stacked, ``(min(n, N), *image_shape)`` on :attr:`device`."""
         count = min(n, len(self))
