@@ -169,3 +169,16 @@ def test_tabular_rows_train_an_mlp(tmp_path):
                  "--out", str(out)]) == 0
     assert (out / "checkpoint.pt").is_file() and (out / "training_curves.png").is_file()
     assert main(["evaluate", str(out / "checkpoint.pt"), "--num-samples", "4"]) == 0
+
+
+def test_generated_shapes_train_and_evaluate_on_the_same_held_out_images(tmp_path, monkeypatch):
+    from pyrovae.data import sources
+
+    monkeypatch.setattr(sources, "SHAPES_TEST_SIZE", 40)  # a small test split keeps the run to seconds
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "dsprites", "--train-size", "48", *CONV, *FAST, "--out", str(out)]) == 0
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--num-samples", "2"]) == 0
+    import json
+
+    figures = json.loads((out / "evaluation_test_k2.json").read_text())
+    assert figures["num_points"] == 40

@@ -72,7 +72,7 @@ HELP = {
     "image_size": "image folders and celeba: resize the shorter side to N and centre-crop NxN (celeba: 64)",
     "grayscale": "image folders: read the images as one grey channel",
     "stream": "read training images batch by batch through a DataLoader instead of holding them in memory; "
-              "not given: stream exactly the data sets whose float32 images exceed 1.5 GB "
+              "not given: stream folders, celeba and generated shapes whose float32 images exceed 1.5 GB "
               "(pyrovae.data.sources.IN_MEMORY_LIMIT_BYTES)",
     "workers": "DataLoader worker processes when streaming (not given: CPU cores - 1, 1 to 4)",
 }

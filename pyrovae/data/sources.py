@@ -5,10 +5,12 @@ fit (:class:`~pyrovae.data.datasets.ImageData`, today's fast path) or as a strea
 (:class:`StreamedData`) when they do not. :func:`canonical_dataset` makes a path absolute so
 that a checkpoint names its data the same way from any working directory.
 
-The rule for memory: a data set is held in memory when its train and test images as float32
-take at most :data:`IN_MEMORY_LIMIT_BYTES`; a larger one (CelebA at 64x64, the generated shape
-sets with a large ``--train-size``) streams its training images through a ``DataLoader`` and keeps only the first
-:data:`STREAMED_TEST_LIMIT` test images in memory for the per-epoch test ELBO.
+The rule for memory: a source read from many files or drawn on demand (an image folder, CelebA,
+the generated shapes) is held in memory when its train and test images as float32 take at most
+:data:`IN_MEMORY_LIMIT_BYTES`; a larger one (CelebA at 64x64, a shape set with a large
+``--train-size``) streams its training images through a ``DataLoader`` and keeps only the first
+:data:`STREAMED_TEST_LIMIT` test images in memory for the per-epoch test ELBO. Array sources
+(``.npz``, MNIST and its kin, CIFAR-10, SVHN) are loaded whole by NumPy and stay in memory.
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def open_data(dataset: str, root: str | Path | None = None, download: bool = Tru
             (folders and CelebA; CelebA defaults to 64).
         grayscale: Read a folder's images as one grey channel (folders only).
         seed: Seed of the test split of folders and ``.npz`` files without test images.
-        stream: ``True`` or ``False`` to force the choice; ``None`` streams exactly the data
-            sets above :data:`IN_MEMORY_LIMIT_BYTES`.
+        stream: ``True`` or ``False`` to force the choice; ``None`` streams exactly the file
+            and generated sources above :data:`IN_MEMORY_LIMIT_BYTES`.
         train_size: Keep only the first ``train_size`` training images.
 
     Raises:
