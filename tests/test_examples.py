@@ -26,6 +26,7 @@ EXAMPLES = {
     "conditional_vae.py": "test conditional NLL",
     "traced_loss.py": "steps ran as a traced graph: True",
     "disentanglement.py": "MIG",  # factors
+    "own_images.py": "inputs above their reconstructions",  # data sources: a folder of images
 }
 
 

@@ -163,3 +163,16 @@ def test_a_prefix_of_the_dsprites_slice_covers_every_shape_and_scale():
     assert data.factor_names == ("shape", "scale", "orientation", "pos_x", "pos_y")
     assert data.categorical == [True, False, False, False, False]
     assert set(data.train_indices.tolist()).isdisjoint(data.test_indices.tolist())
+
+
+def test_the_factor_slice_is_the_one_the_cli_trains_and_tests_on():
+    from pyrovae.data.sources import open_data
+    from pyrovae.factors.data import load_shapes, load_shapes_split
+
+    cli = open_data("dsprites", train_size=50)
+    ours = load_shapes("dsprites", train_size=50)
+    torch.testing.assert_close(ours.test_images, cli.test_images)
+    torch.testing.assert_close(ours.train_images, cli.train_images)
+    images, factors, names = load_shapes_split("dsprites", "test", train_size=50, limit=10)
+    torch.testing.assert_close(images, ours.test_images[:10])
+    torch.testing.assert_close(factors, ours.test_factors[:10])

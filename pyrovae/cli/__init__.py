@@ -9,9 +9,14 @@ from dataclasses import MISSING, fields
 from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
 
 HELP = {
-    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist or kmnist"
-               "; dsprites or colour-shapes (generated, with known factors; --train-size random images, default 20000)",
-    "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
+    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist, kmnist, cifar10, svhn, celeba "
+               "(torchvision, downloaded into --data-root), dsprites or colour-shapes (drawn on the spot), a folder "
+               "of PNG/JPEG images (class subfolders become labels) or an .npz file with train_images and "
+               "optionally test_images, train_labels, test_labels: images (N,C,H,W), (N,H,W,C) or (N,H,W), uint8 "
+               "0..255 or float in [0,1], or tabular rows (N,D) (--network mlp only); without test_images 10%% is "
+               "held out. See docs/data.md",
+    "data_root": "folder holding torchvision's data sets (<NAME>/raw, cifar-10-batches-py, train_32x32.mat, "
+                 "celeba/; downloaded there if missing)",
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",
     "binarize": "dynamic binarization: draw pixels as Bernoulli(grey value) every epoch",
@@ -64,6 +69,13 @@ HELP = {
                 "of at most 8x8)",
     "res_blocks": "conv: residual blocks at the smallest feature map",
     "logistic_components": "logistic-mixture likelihoods: mixture components per sub-pixel (or pixel)",
+    # Data sources (pyrovae.data.sources)
+    "image_size": "image folders and celeba: resize the shorter side to N and centre-crop NxN (celeba: 64)",
+    "grayscale": "image folders: read the images as one grey channel",
+    "stream": "read training images batch by batch through a DataLoader instead of holding them in memory; "
+              "not given: stream folders, celeba and generated shapes whose float32 images exceed 1.5 GB "
+              "(pyrovae.data.sources.IN_MEMORY_LIMIT_BYTES)",
+    "workers": "DataLoader worker processes when streaming (not given: CPU cores - 1, 1 to 4)",
 }
 
 
@@ -144,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mi-estimator", choices=["sampled", "binned"], default="sampled",
                           help="--factors: sampled (Chen et al. 2018, from q(z|x) draws) or binned (posterior "
                                "means in 20 bins) mutual information (default: sampled)")
+    evaluate.add_argument("--dataset", default=None, metavar="PATH",  # data sources: a moved .npz or folder
+                          help="where the checkpoint's .npz file or image folder is now, if it moved")
     return parser
 
 
@@ -193,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             from pyrovae.cli.evaluate import run_evaluate
 
             run_evaluate(args.checkpoint, num_samples=args.num_samples, split=args.data, limit=args.limit,
-                         seed=args.seed, device=args.device, overwrite=args.overwrite)
+                         seed=args.seed, device=args.device, overwrite=args.overwrite, dataset=args.dataset)
     except TrainingInterrupted as e:
         print(f"pyrovae: {e}", file=sys.stderr)
         return e.exit_code

@@ -69,6 +69,11 @@ class TrainConfig:
     channels: tuple[int, ...] | None = None
     res_blocks: int = 0
     logistic_components: int = 5
+    # Data sources (pyrovae.data.sources): image folders, resizing, streaming.
+    image_size: int | None = None
+    grayscale: bool = False
+    stream: bool | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         self._check_network_shape()
@@ -119,6 +124,9 @@ class TrainConfig:
         if self.objective == "tcvae" and self.guide != "diagonal":  # factors
             raise ConfigError(f"--objective tcvae estimates the total correlation from diagonal Normal posteriors; "
                               f"--guide {self.guide} has none: use --guide diagonal")
+        if (self.image_size is not None and self.image_size < 1) or (self.workers is not None and self.workers < 0):
+            raise ConfigError(f"--image-size must be at least 1 and --workers at least 0, got {self.image_size} "
+                              f"and {self.workers}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
 

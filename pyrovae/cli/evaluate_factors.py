@@ -12,7 +12,7 @@ import torch
 from pyrovae.cli.config import ConfigError
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
-from pyrovae.factors.data import SHAPES, load_shapes
+from pyrovae.factors.data import SHAPES, categorical_factors, load_shapes_split
 from pyrovae.factors.scores import MI_ESTIMATORS, factor_scores, posterior_parameters
 from pyrovae.plots.factors import factor_row_labels, save_information_heatmap
 from pyrovae.plots.traversals import dimensions_by_kl, save_traversals
@@ -49,9 +49,9 @@ def run_evaluate_factors(checkpoint: str, split: str = "test", limit: int | None
     if config.dataset not in SHAPES:
         raise ConfigError(f"--factors needs a model trained on data with known factors (--dataset "
                           f"{' or '.join(SHAPES)}); {checkpoint} was trained on {config.dataset}")
-    data = load_shapes(config.dataset, train_size=config.train_size)
-    images = (data.test_images if split == "test" else data.train_images)[:limit].to(torch_device)
-    factors = (data.test_factors if split == "test" else data.train_factors)[:limit].to(torch_device)
+    images, factors, factor_names = load_shapes_split(config.dataset, split, train_size=config.train_size,
+                                                      limit=limit)
+    images, factors = images.to(torch_device), factors.to(torch_device)
     vae.eval()
     try:
         loc, scale = posterior_parameters(vae.posterior, images)
@@ -60,11 +60,11 @@ def run_evaluate_factors(checkpoint: str, split: str = "test", limit: int | None
     if loc.shape[1] < 2:
         raise ConfigError("--factors needs at least 2 latent dimensions (the mutual information gap compares two)")
     generator = torch.Generator(device=loc.device).manual_seed(seed)
-    scores = factor_scores(loc, scale, factors, data.factor_names, categorical=data.categorical,
+    scores = factor_scores(loc, scale, factors, factor_names, categorical=categorical_factors(factor_names),
                            estimator=estimator, num_samples=num_samples, generator=generator)
     scores.update(checkpoint=str(checkpoint), split=split, seed=seed, dataset=config.dataset)
     targets["json"].write_text(json.dumps(scores, indent=2) + "\n")
-    save_information_heatmap(torch.tensor(scores["normalized_mutual_information"]), data.factor_names,
+    save_information_heatmap(torch.tensor(scores["normalized_mutual_information"]), factor_names,
                              targets["heatmap"], title=f"I(z_j; v_k) / H(v_k), {split}, MIG {scores['mig']:.3f}")
     # Rows: the dimensions that know most about some factor first (any score orders them).
     informative = torch.tensor(scores["normalized_mutual_information"]).max(1).values

@@ -15,10 +15,12 @@ from tqdm.auto import tqdm
 from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint, restore_training
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
+from pyrovae.cli.data import load_run_data, with_absolute_paths
+from pyrovae.data import binarize_once, dynamic_binarize
+from pyrovae.data.sources import STREAMED_TEST_LIMIT, StreamedData
+from pyrovae.data.streaming import StreamingImages
 from pyrovae.cli.registry import kl_weight  # factors
 from pyrovae.infer.total_correlation import kl_split_callback, supports_kl_split  # factors
-from pyrovae.factors.data import SHAPES, load_shapes  # factors
-from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.distributed import DataParallel, launched_by_torchrun
 from pyrovae.train.interrupts import stop_on_signals
@@ -54,11 +56,7 @@ def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False, crea
 
 
 def _load_data(config: TrainConfig) -> Any:
-    if config.dataset in SHAPES:  # factors: generated shapes with known factors, a random slice in memory
-        return load_shapes(config.dataset, train_size=config.train_size)
-    if config.dataset.endswith(".npz"):
-        return load_npz(config.dataset, seed=config.seed)
-    return load_dataset(config.dataset, root=config.data_root, download=config.download)
+    return load_run_data(config)  # one resolution for train, evaluate and --resume (pyrovae.cli.data)
 
 
 def join_torchrun(config: TrainConfig, device: torch.device) -> DataParallel | None:
@@ -84,6 +82,8 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
+    if not resume:  # the checkpoint names its data by absolute path, found from any working directory
+        config = with_absolute_paths(config)
     if config.model != "vae":
         if resume:
             raise ConfigError(f"--resume continues --model vae runs only; train the {config.model} model "
@@ -114,7 +114,15 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     pyro.clear_param_store()
 
     data = _load_data(config)
-    train = data.train_images[: config.train_size].to(device)
+    stream = None
+    if isinstance(data, StreamedData):  # too large for memory, or --stream: batches come from a DataLoader
+        if parallel is not None or config.pretrain_epochs:
+            raise ConfigError("a streamed data set trains in one process without --pretrain-epochs; pass "
+                              "--no-stream for a data set that fits in memory, or drop those")
+        stream = StreamingImages(data.train, device, config.workers)
+        train = stream.head(STREAMED_TEST_LIMIT)  # the checks and the output bias below look at these
+    else:
+        train = data.train_images[: config.train_size].to(device)
     test = data.test_images.to(device)
     vae = build_vae(config, tuple(data.image_shape)).to(device)
     if not vae.likelihood.in_support(train):
@@ -159,9 +167,10 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     objective = build_objective(config)
     # factors: the TC estimator needs the training-set size; the KL split joins metrics.jsonl
     # for every model with a factorized prior and a diagonal guide.
+    dataset_size = train.shape[0] if stream is None else len(stream)
     if hasattr(objective, "dataset_size"):
-        objective.dataset_size = train.shape[0]
-    split = [kl_split_callback(train[:2000], train.shape[0])] if supports_kl_split(vae, train[:2]) else []
+        objective.dataset_size = dataset_size
+    split = [kl_split_callback(train[:2000], dataset_size)] if supports_kl_split(vae, train[:2]) else []
     trainer = Trainer(vae, objective=objective, eval_objective=build_eval_objective(config),
                       lr=config.lr, batch_size=config.batch_size,
                       beta=kl_weight(config), warmup_epochs=config.warmup_epochs, transform=transform,
@@ -183,7 +192,8 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         metrics_path.write_text("")
     try:
         with stop_on_signals(trainer):
-            record = trainer.fit(train, test, epochs=config.epochs - trainer.epoch)
+            record = trainer.fit(train if stream is None else stream, test, epochs=config.epochs - trainer.epoch,
+                                 eval_size=2000 if stream is None else STREAMED_TEST_LIMIT)
     except TrainingInterrupted as stop:
         if writes:
             saver.save(trainer)
@@ -195,7 +205,12 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     if not writes:
         return record
-    save_run_pictures(vae, test, data.test_labels, record.history, out)
+    if len(data.image_shape) > 1:  # tabular rows (N, D) have no pictures but the curves
+        save_run_pictures(vae, test, data.test_labels, record.history, out)
+    else:
+        from pyrovae.plots.images import save_training_curves
+
+        save_training_curves(record.history, out / "training_curves.png")
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
           f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
     return record

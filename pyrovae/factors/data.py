@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from pyrovae.data import DatasetError, ImageData, colour_shapes, dsprites
+from pyrovae.data.sources import SHAPES_TEST_SIZE, SHAPES_TRAIN_SIZE
 
 #: Names of the generated sets with known factors, and their builders (pyrovae.data.shapes).
 SHAPES = {"dsprites": dsprites, "colour-shapes": colour_shapes}
@@ -16,10 +17,10 @@ SHAPES = {"dsprites": dsprites, "colour-shapes": colour_shapes}
 #: Factors whose values are unordered classes.
 CATEGORICAL_FACTORS = ("shape",)
 
-#: Training images held in memory when no size is given (the whole grid would not fit:
-#: 737,280 float images of 64x64 are 12 GB).
-DEFAULT_TRAIN_SIZE = 20_000
-DEFAULT_TEST_SIZE = 2_000
+#: Training images when no size is given, and test images: the same slice rule as ``--dataset
+#: dsprites`` (pyrovae.data.sources), so the metrics score the images a run was trained and tested on.
+DEFAULT_TRAIN_SIZE = SHAPES_TRAIN_SIZE
+DEFAULT_TEST_SIZE = SHAPES_TEST_SIZE
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,40 @@ class FactorImageData(ImageData):
     @property
     def categorical(self) -> list[bool]:
         """Per factor, whether its values are unordered classes (shape)."""
-        return [name in CATEGORICAL_FACTORS for name in self.factor_names]
+        return categorical_factors(self.factor_names)
+
+
+def categorical_factors(factor_names: tuple[str, ...]) -> list[bool]:
+    """Per factor name, whether its values are unordered classes (:data:`CATEGORICAL_FACTORS`)."""
+    return [name in CATEGORICAL_FACTORS for name in factor_names]
+
+
+def _slice(name: str, train_size: int | None, test_size: int, seed: int) -> tuple[object, np.ndarray, np.ndarray]:
+    """The shapes grid and the grid indices of the training and test images (random order)."""
+    if name not in SHAPES:
+        raise DatasetError(f"unknown generated data set {name!r}; choose one of {', '.join(SHAPES)}")
+    shapes = SHAPES[name]()
+    train_size = DEFAULT_TRAIN_SIZE if train_size is None else train_size
+    if train_size < 1 or test_size < 1 or train_size + test_size > len(shapes):
+        raise DatasetError(f"{name} holds {len(shapes)} images; asked for {train_size} training and "
+                           f"{test_size} test images: choose a smaller --train-size")
+    # In random order, not sorted: the grid's order is by shape, then scale, so any prefix of a
+    # sorted slice (the trainer's evaluation points, --limit) would be all small squares.
+    chosen = np.random.default_rng(seed).choice(len(shapes), train_size + test_size, replace=False)
+    return shapes, chosen[:train_size], chosen[train_size:]
+
+
+def load_shapes_split(name: str, split: str = "test", train_size: int | None = None, limit: int | None = None,
+                      test_size: int = DEFAULT_TEST_SIZE, seed: int = 0) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """One split of :func:`load_shapes`'s slice, drawing only its first ``limit`` images.
+
+    Returns:
+        ``(images (n, C, 64, 64) float32 in [0, 1], factors (n, K) float32, factor names)``.
+    """
+    shapes, train, test = _slice(name, train_size, test_size, seed)
+    indices = (test if split == "test" else train)[:limit]
+    return (torch.from_numpy(shapes.images(indices)).float().div_(255.0),
+            torch.from_numpy(shapes.factor_values(indices)).float(), shapes.factor_names)
 
 
 def load_shapes(name: str = "dsprites", train_size: int | None = None, test_size: int = DEFAULT_TEST_SIZE,
@@ -64,17 +98,7 @@ def load_shapes(name: str = "dsprites", train_size: int | None = None, test_size
     Raises:
         DatasetError: for an unknown name or sizes the grid cannot hold.
     """
-    if name not in SHAPES:
-        raise DatasetError(f"unknown generated data set {name!r}; choose one of {', '.join(SHAPES)}")
-    shapes = SHAPES[name]()
-    train_size = DEFAULT_TRAIN_SIZE if train_size is None else train_size
-    if train_size < 1 or test_size < 1 or train_size + test_size > len(shapes):
-        raise DatasetError(f"{name} holds {len(shapes)} images; asked for {train_size} training and "
-                           f"{test_size} test images: choose a smaller --train-size")
-    # In random order, not sorted: the grid's order is by shape, then scale, so any prefix of a
-    # sorted slice (the trainer's evaluation points, --limit) would be all small squares.
-    chosen = np.random.default_rng(seed).choice(len(shapes), train_size + test_size, replace=False)
-    train, test = chosen[:train_size], chosen[train_size:]
+    shapes, train, test = _slice(name, train_size, test_size, seed)
 
     def images(indices: np.ndarray) -> Tensor:
         return torch.from_numpy(shapes.images(indices)).float().div_(255.0)
@@ -92,4 +116,4 @@ def load_shapes(name: str = "dsprites", train_size: int | None = None, test_size
 
 
 __all__ = ["CATEGORICAL_FACTORS", "DEFAULT_TEST_SIZE", "DEFAULT_TRAIN_SIZE", "FactorImageData", "SHAPES",
-           "load_shapes"]
+           "categorical_factors", "load_shapes", "load_shapes_split"]
