@@ -176,3 +176,12 @@ def test_the_factor_slice_is_the_one_the_cli_trains_and_tests_on():
     images, factors, names = load_shapes_split("dsprites", "test", train_size=50, limit=10)
     torch.testing.assert_close(images, ours.test_images[:10])
     torch.testing.assert_close(factors, ours.test_factors[:10])
+
+
+def test_dci_does_not_depend_on_the_mutual_information_estimator():
+    factors = grid(repeats=3)
+    loc = torch.randn(len(factors), 4, generator=torch.Generator().manual_seed(0)) + factors.sum(1, keepdim=True)
+    scale = torch.full_like(loc, 0.3)
+    runs = [factor_scores(loc, scale, factors, NAMES, estimator=e, num_samples=200,
+                          generator=torch.Generator().manual_seed(5))["dci"] for e in ("sampled", "binned")]
+    assert runs[0] == runs[1]

@@ -64,6 +64,10 @@ def factor_scores(loc: Tensor, scale: Tensor, factors: Tensor, factor_names: Seq
     """
     if len(factor_names) != factors.shape[1]:
         raise ValueError(f"{factors.shape[1]} factors but {len(factor_names)} names")
+    dci_generator = None  # DCI's held-out split does not depend on which MI estimator ran first
+    if generator is not None:
+        dci_generator = torch.Generator(device=generator.device)
+        dci_generator.set_state(generator.get_state())
     if estimator == "sampled":
         mi = sampled_mutual_information(loc, scale, factors, num_samples=num_samples, generator=generator)
     elif estimator == "binned":
@@ -82,7 +86,7 @@ def factor_scores(loc: Tensor, scale: Tensor, factors: Tensor, factor_names: Seq
         "factor_entropy": dict(zip(factor_names, entropy.tolist())),
         "best_factor": [{"factor": factor_names[k], "normalized_mi": normalized[j, k].item()}
                         for j, k in enumerate(best.tolist())],
-        "dci": dci(loc, factors, categorical, generator=generator),
+        "dci": dci(loc, factors, categorical, generator=dci_generator),
         "estimator": estimator,
         "num_points": int(loc.shape[0]),
     }
