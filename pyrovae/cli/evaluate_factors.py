@@ -56,7 +56,8 @@ def run_evaluate_factors(checkpoint: str, split: str = "test", limit: int | None
     try:
         loc, scale = posterior_parameters(vae.posterior, images)
     except ValueError:
-        raise ConfigError(f"--factors needs a diagonal Normal guide; {checkpoint} uses --guide {config.guide}") from None
+        raise ConfigError(f"--factors needs a diagonal Normal guide; {checkpoint} uses "
+                          f"--guide {config.guide}") from None
     if loc.shape[1] < 2:
         raise ConfigError("--factors needs at least 2 latent dimensions (the mutual information gap compares two)")
     generator = torch.Generator(device=loc.device).manual_seed(seed)

@@ -114,7 +114,8 @@ def dci(codes: Tensor, factors: Tensor, categorical: Sequence[bool] | None = Non
     """Disentanglement, completeness and informativeness of ``codes`` for the varying ``factors``.
 
     Factors that never vary are dropped. Codes that are constant get uniform importances (as in
-    disentanglement_lib), so an encoder that ignores the factors scores 0 on all three. Returns ``{"disentanglement", "completeness",
+    disentanglement_lib), so an encoder that ignores the factors scores 0 on disentanglement and
+    completeness and at most 0 on informativeness. Returns ``{"disentanglement", "completeness",
     "informativeness"}`` (informativeness: mean held-out ``R^2`` over the factors), each in [0, 1]
     (``R^2`` can fall below 0 for useless codes).
     """

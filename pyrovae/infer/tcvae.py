@@ -40,9 +40,10 @@ class BetaTCELBO(Trace_ELBO):
         num_particles: samples of ``z`` per data point (a loop over particles, each with its own TC).
 
     The loss returned is summed over the batch (as Pyro's objectives are): ``-sum_i elbo_i +
-    (beta - 1) * B * TC``. A KL weight applied from outside (the trainer's ``beta`` and warm-up,
-    :class:`~pyrovae.infer.objectives.LatentScale`) scales the ELBO's KL part only, not the TC term. The per-batch TC uses the sample ``z_i`` and the posterior of every
+    (beta - 1) * B * TC``. The per-batch TC uses the sample ``z_i`` and the posterior of every
     point of the batch, so batches of a few dozen points or more are needed for a useful estimate.
+    A KL weight applied from outside (the trainer's ``beta`` and warm-up,
+    :class:`~pyrovae.infer.objectives.LatentScale`) scales the ELBO's KL part only, not the TC term.
 
     Example::
 
