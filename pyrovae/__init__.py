@@ -14,7 +14,7 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet
 from pyrovae.infer.objectives import LatentScale, linear_warmup
 from pyrovae.priors import (
     ConditionalNormalPrior,
@@ -31,6 +31,9 @@ from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
 # Saving and loading a model, architecture included.
 from pyrovae.io import load, save
+
+# Images of any shape: 8-bit likelihoods (issue 22).
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
 
 __version__ = "0.1.0"
 
@@ -76,4 +79,7 @@ __all__ = [
     # saving and loading
     "save",
     "load",
+    # Images of any shape: 8-bit likelihoods (issue 22).
+    "CategoricalLikelihood",
+    "DiscretizedLogisticMixtureLikelihood",
 ]

@@ -28,6 +28,8 @@ EXAMPLES = {
     "traced_loss.py": "steps ran as a traced graph: True",
     # saving, loading and Predictive (pyrovae.save / pyrovae.load)
     "save_load_predict.py": "same: True",
+    "disentanglement.py": "MIG",  # factors
+    "own_images.py": "inputs above their reconstructions",  # data sources: a folder of images
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pyrovae import MLP, BernoulliLikelihood, ContinuousBernoulliLikelihood, NormalLikelihood
-from pyrovae.nn.nets import ConvDecoderNet
+from pyrovae.nn import ConvDecoderNet
 
 # (likelihood, the range of means it can start at)
 LIKELIHOODS = [(BernoulliLikelihood, (1e-3, 1 - 1e-3)), (ContinuousBernoulliLikelihood, (0.0667, 0.9333)),

@@ -9,20 +9,26 @@ from dataclasses import MISSING, fields
 from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
 
 HELP = {
-    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist, kmnist, or a .npz file of your own "
-               "(train_images (N, H, W) or (N, C, H, W), uint8 0..255 or float in [0, 1]; optional "
-               "test_images, train_labels, test_labels)",
-    "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
+    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist, kmnist, cifar10, svhn, celeba "
+               "(torchvision, downloaded into --data-root), dsprites or colour-shapes (drawn on the spot), a folder "
+               "of PNG/JPEG images (class subfolders become labels) or an .npz file with train_images and "
+               "optionally test_images, train_labels, test_labels: images (N,C,H,W), (N,H,W,C) or (N,H,W), uint8 "
+               "0..255 or float in [0,1], or tabular rows (N,D) (--network mlp only); without test_images 10%% is "
+               "held out. See docs/data.md",
+    "data_root": "folder holding torchvision's data sets (<NAME>/raw, cifar-10-batches-py, train_32x32.mat, "
+                 "celeba/; downloaded there if missing)",
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",
     "binarize": "dynamic binarization: draw pixels as Bernoulli(grey value) every epoch",
-    "network": "mlp or conv",
-    "hidden": "hidden layer width",
+    "network": "mlp (any data) or conv (images (C, H, W) of 16 to 128 pixels a side: pyrovae.nn.conv)",
+    "hidden": "hidden layer widths, e.g. 400 or 500,500 (the MLP's layers; the conv nets' linear head)",
     "activation": "softplus, relu, tanh, elu or gelu",
     "encoder_scale": "how the diagonal guide turns its raw output into a standard deviation: softplus or exp",
     "mean_init": "start the decoder's output bias at the training images' mean (likelihood.init_output_bias)",
     "latent_dim": "size of z (2 also draws the latent space and the decoded manifold)",
-    "likelihood": "bernoulli, cbernoulli, normal or laplace",
+    "likelihood": "bernoulli, cbernoulli, normal or laplace; for 8-bit images (values k/255): "
+                  "logistic-mixture, logistic-mixture-rgb (channels coupled, PixelCNN++) or categorical "
+                  "(256-way); evaluate then reports bits/dim",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
              "gives clusters), vamp, flow or hierarchical",
     "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
@@ -32,12 +38,13 @@ HELP = {
     "num_flows": "flow layers of the iaf guide and the flow prior",
     "rank": "rank of the lowrank guide's covariance factor",
     "objective": "elbo (Trace_ELBO), meanfield (TraceMeanField_ELBO, analytic KL), iwae (importance-"
-                 "weighted bound) or dreg (IWAE bound, doubly-reparameterized gradients)",
+                 "weighted bound) or dreg (IWAE bound, doubly-reparameterized gradients)"
+                 ", or tcvae (beta-TC-VAE: --beta weights the total correlation, not the whole KL)",
     "num_particles": "samples per data point in the ELBO/IWAE estimate (vectorized)",
     "epochs": "passes over the training data",
     "batch_size": "images per step",
     "lr": "Adam learning rate",
-    "beta": "weight of the KL term (beta-VAE); 1 is the ELBO",
+    "beta": "weight of the KL term (beta-VAE); 1 is the ELBO; with --objective tcvae the weight of the total correlation",
     "warmup_epochs": "epochs of linear KL warm-up from 0 to beta",
     "seed": "random seed",
     "device": "auto, cpu, cuda or mps",
@@ -60,7 +67,28 @@ HELP = {
     # TensorBoard (pyrovae.plots.tensorboard)
     "tensorboard": "also write the per-epoch figures and the pictures as TensorBoard event files in "
                    "<out>/tensorboard (needs pip install \"pyrovae[tensorboard]\")",
+    # Networks and likelihoods for any image shape.
+    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128 (default: 32, 64, ... down to a map "
+                "of at most 8x8)",
+    "res_blocks": "conv: residual blocks at the smallest feature map",
+    "logistic_components": "logistic-mixture likelihoods: mixture components per sub-pixel (or pixel)",
+    # Data sources (pyrovae.data.sources)
+    "image_size": "image folders and celeba: resize the shorter side to N and centre-crop NxN (celeba: 64)",
+    "grayscale": "image folders: read the images as one grey channel",
+    "stream": "read training images batch by batch through a DataLoader instead of holding them in memory; "
+              "not given: stream folders, celeba and generated shapes whose float32 images exceed 1.5 GB "
+              "(pyrovae.data.sources.IN_MEMORY_LIMIT_BYTES)",
+    "workers": "DataLoader worker processes when streaming (not given: CPU cores - 1, 1 to 4)",
 }
+
+
+def _widths(text: str) -> int | tuple[int, ...]:
+    """``"500,500"`` -> ``(500, 500)``; one number stays an int."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, e.g. 32,64,128, got {text!r}") from None
+    return widths[0] if len(widths) == 1 else widths
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +105,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=f"{HELP.get(f.name, '')} (default: {default})")
             continue
-        if "int" in type_names:
+        if "tuple" in type_names:  # a list of widths: --hidden 500,500, --channels 32,64,128
+            conv = _widths
+        elif "int" in type_names:
             conv = int
         elif "float" in type_names:
             conv = float
@@ -125,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's files")
     evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                           help="show a progress bar (default: True)")
+    # factors: disentanglement on data with known factors, instead of the log-likelihood
+    evaluate.add_argument("--factors", action="store_true",
+                          help="measure disentanglement against the data's known factors (MIG, DCI; needs a model "
+                               "trained on --dataset dsprites or colour-shapes) instead of log p(x); --num-samples "
+                               "is then the number of draws of the mutual-information estimate")
+    evaluate.add_argument("--mi-estimator", choices=["sampled", "binned"], default="sampled",
+                          help="--factors: sampled (Chen et al. 2018, from q(z|x) draws) or binned (posterior "
+                               "means in 20 bins) mutual information (default: sampled)")
+    evaluate.add_argument("--dataset", default=None, metavar="PATH",  # data sources: a moved .npz or folder
+                          help="where the checkpoint's .npz file or image folder is now, if it moved")
     return parser
 
 
@@ -165,11 +205,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.num_samples < 1:
                 raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
             run_sample(args.checkpoint, args.num_samples, args.out, args.seed)
+        elif args.command == "evaluate" and args.factors:  # factors
+            from pyrovae.cli.evaluate_factors import run_evaluate_factors
+
+            run_evaluate_factors(args.checkpoint, split=args.data, limit=args.limit, seed=args.seed,
+                                 device=args.device, overwrite=args.overwrite, estimator=args.mi_estimator,
+                                 num_samples=args.num_samples)
         elif args.command == "evaluate":
             from pyrovae.cli.evaluate import run_evaluate
 
             run_evaluate(args.checkpoint, num_samples=args.num_samples, split=args.data, limit=args.limit,
-                         seed=args.seed, device=args.device, overwrite=args.overwrite, progress=args.progress)
+                         seed=args.seed, device=args.device, overwrite=args.overwrite, dataset=args.dataset,
+                         progress=args.progress)
     except TrainingInterrupted as e:
         print(f"pyrovae: {e}", file=sys.stderr)
         return e.exit_code

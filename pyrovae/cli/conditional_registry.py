@@ -9,7 +9,7 @@ from pyrovae.cli.config import ConfigError, TrainConfig
 from pyrovae.cli.registry import LIKELIHOODS, PRIORS, _lookup
 from pyrovae.guides.diagonal import DiagonalNormalEncoder
 from pyrovae.likelihoods.elementwise import BernoulliLikelihood
-from pyrovae.nn.nets import MLP
+from pyrovae.nn import MLP
 from pyrovae.models import M2, ConditionalVAE, MaskedBaseline
 
 Shape = tuple[int, ...]

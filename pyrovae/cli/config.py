@@ -31,7 +31,7 @@ class TrainConfig:
     train_size: int | None = None
     binarize: bool = False
     network: str = "mlp"
-    hidden: int = 400
+    hidden: int | tuple[int, ...] = 400
     activation: str = "softplus"
     encoder_scale: str = "softplus"
     mean_init: bool = True
@@ -67,9 +67,19 @@ class TrainConfig:
     is_samples: int = 20
     # TensorBoard event files in <out>/tensorboard (pyrovae.plots.tensorboard); needs the tensorboard extra.
     tensorboard: bool = False
+    # Networks and likelihoods for any image shape (pyrovae.nn.conv, pyrovae.likelihoods.discrete).
+    channels: tuple[int, ...] | None = None
+    res_blocks: int = 0
+    logistic_components: int = 5
+    # Data sources (pyrovae.data.sources): image folders, resizing, streaming.
+    image_size: int | None = None
+    grayscale: bool = False
+    stream: bool | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
-        positive = {"hidden": self.hidden, "latent_dim": self.latent_dim, "epochs": self.epochs,
+        self._check_network_shape()
+        positive = {"latent_dim": self.latent_dim, "epochs": self.epochs,
                     "batch_size": self.batch_size, "num_particles": self.num_particles,
                     "num_components": self.num_components, "num_flows": self.num_flows, "rank": self.rank}
         for name, value in positive.items():
@@ -113,8 +123,39 @@ class TrainConfig:
             raise ConfigError(f"--encoder-scale must be softplus or exp, got {self.encoder_scale!r}")
         if self.quadrants not in (1, 2, 3):
             raise ConfigError(f"--quadrants (visible quadrants) must be 1, 2 or 3, got {self.quadrants}")
+        if self.objective == "tcvae" and self.guide != "diagonal":  # factors
+            raise ConfigError(f"--objective tcvae estimates the total correlation from diagonal Normal posteriors; "
+                              f"--guide {self.guide} has none: use --guide diagonal")
+        if (self.image_size is not None and self.image_size < 1) or (self.workers is not None and self.workers < 0):
+            raise ConfigError(f"--image-size must be at least 1 and --workers at least 0, got {self.image_size} "
+                              f"and {self.workers}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
+
+    def _check_network_shape(self) -> None:
+        """``hidden`` and ``channels`` as tuples of positive widths (a TOML list or a flag's
+        ``500,500``); one hidden layer stays an int, as in checkpoints from before lists."""
+        hidden = (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
+        if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+            raise ConfigError(f"--hidden must be one or more positive widths, e.g. 400 or 500,500, got {self.hidden}")
+        object.__setattr__(self, "hidden", hidden[0] if len(hidden) == 1 else hidden)
+        if len(hidden) > 1 and self.model != "vae":
+            raise ConfigError(f"--hidden with several widths builds the networks of --model vae; --model "
+                              f"{self.model} takes one width, e.g. --hidden 500")
+        if self.channels is not None:
+            channels = (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
+            if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
+                raise ConfigError(f"--channels must be one or more positive widths, e.g. 32,64,128, got {self.channels}")
+            object.__setattr__(self, "channels", channels)
+        if self.res_blocks < 0:
+            raise ConfigError(f"--res-blocks must be 0 or more, got {self.res_blocks}")
+        if self.logistic_components < 1:
+            raise ConfigError(f"--logistic-components must be at least 1, got {self.logistic_components}")
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """The hidden layer widths as a tuple, e.g. ``(400,)`` or ``(500, 500)``."""
+        return (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (JSON- and TOML-friendly)."""

@@ -16,6 +16,7 @@ from pyrovae.infer.elbo import SyncFreeTrace_ELBO
 from pyrovae.guides.diagonal import DiagonalNormalEncoder, Encoder
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
 from pyrovae.infer.iwae import IWAE
+from pyrovae.infer.tcvae import BetaTCELBO
 from pyrovae.likelihoods.elementwise import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -23,7 +24,8 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
-from pyrovae.nn.nets import MLP, ConvDecoderNet, ConvEncoderNet
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
+from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet, check_image_shape
 from pyrovae.priors import (
     FlowPrior,
     GaussianMixturePrior,
@@ -37,15 +39,16 @@ from pyrovae.models.vae import VAE
 
 Shape = tuple[int, ...]
 
-#: name -> (encoder net, decoder net) builder: (config, image_shape, encoder_out) -> modules
-NETWORKS: dict[str, Callable[[TrainConfig, Shape, int], tuple[nn.Module, nn.Module]]] = {
-    "mlp": lambda c, shape, enc_out: (
-        MLP(shape, [c.hidden], enc_out, c.activation),
-        MLP(c.latent_dim, [c.hidden], math.prod(shape), c.activation),
+#: name -> (encoder net, decoder net) builder: (config, image_shape, encoder_out, decoder_out_shape) -> modules;
+#: the decoder's output shape is the image shape unless the likelihood has several parameters per value
+NETWORKS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
+    "mlp": lambda c, shape, enc_out, out_shape=None: (
+        MLP(shape, c.hidden_sizes, enc_out, c.activation),
+        MLP(c.latent_dim, c.hidden_sizes, math.prod(out_shape or shape), c.activation),
     ),
-    "conv": lambda c, shape, enc_out: (
-        ConvEncoderNet(shape[0], enc_out, hidden=c.hidden),
-        ConvDecoderNet(c.latent_dim, shape[0], hidden=c.hidden),
+    "conv": lambda c, shape, enc_out, out_shape=None: (
+        ConvEncoderNet(shape, enc_out, c.channels, c.hidden_sizes, res_blocks=c.res_blocks),
+        ConvDecoderNet(c.latent_dim, out_shape or shape, c.channels, c.hidden_sizes, res_blocks=c.res_blocks),
     ),
 }
 
@@ -57,6 +60,21 @@ LIKELIHOODS: dict[str, Callable[[nn.Module, Shape], Likelihood]] = {
     "laplace": lambda net, shape: LaplaceLikelihood(net, shape, scale=None),
 }
 
+#: 8-bit image likelihoods (values k/255), several parameters per value: name -> (the decoder's output shape
+#: for one data point, built from (config, image shape); the likelihood, built from (decoder net, image shape, config))
+EIGHT_BIT_LIKELIHOODS: dict[str, tuple[Callable[[TrainConfig, Shape], Shape],
+                                       Callable[[nn.Module, Shape, TrainConfig], Likelihood]]] = {
+    "categorical": (lambda c, shape: CategoricalLikelihood.output_shape(shape),
+                    lambda net, shape, c: CategoricalLikelihood(net, shape)),
+    "logistic-mixture": (
+        lambda c, shape: DiscretizedLogisticMixtureLikelihood.output_shape(shape, num_components=c.logistic_components),
+        lambda net, shape, c: DiscretizedLogisticMixtureLikelihood(net, shape, c.logistic_components)),
+    "logistic-mixture-rgb": (
+        lambda c, shape: DiscretizedLogisticMixtureLikelihood.output_shape(
+            shape, num_components=c.logistic_components, coupled=True),
+        lambda net, shape, c: DiscretizedLogisticMixtureLikelihood(net, shape, c.logistic_components, coupled=True)),
+}
+
 #: name -> prior builder: (config, encoder, image shape) -> Prior
 PRIORS: dict[str, Callable[[TrainConfig, nn.Module, Shape], Prior]] = {
     "normal": lambda c, encoder, shape: StandardNormalPrior(c.latent_dim),
@@ -66,7 +84,7 @@ PRIORS: dict[str, Callable[[TrainConfig, nn.Module, Shape], Prior]] = {
     "vamp": lambda c, encoder, shape: VampPrior(encoder, c.num_components, shape),
     "flow": lambda c, encoder, shape: FlowPrior(c.latent_dim, num_layers=c.num_flows),
     "hierarchical": lambda c, encoder, shape: HierarchicalPrior(c.latent_dim, top_dim=max(1, c.latent_dim // 2),
-                                                                hidden=(c.hidden // 4,)),
+                                                                hidden=(c.hidden_sizes[0] // 4,)),
 }
 
 #: name -> (network output size, encoder class taking (net, config)) for the guide q(z | x)
@@ -90,7 +108,15 @@ OBJECTIVES: dict[str, Callable[[TrainConfig], Any]] = {
                                                max_plate_nesting=1),
     "iwae": lambda c: IWAE(num_particles=c.num_particles, max_plate_nesting=1),
     "dreg": lambda c: DReG(num_particles=c.num_particles, max_plate_nesting=1),
+    # factors: beta-TC-VAE, --beta weights the total correlation (kl_weight below keeps the KL at 1).
+    "tcvae": lambda c: BetaTCELBO(beta=c.beta, num_particles=c.num_particles, max_plate_nesting=1),
 }
+
+
+def kl_weight(config: TrainConfig) -> float:
+    """The trainer's weight on the whole KL: ``--beta``, except for objectives that weight a part
+    of it themselves (``tcvae`` weights the total correlation and keeps the KL at 1)."""
+    return 1.0 if config.objective == "tcvae" else config.beta
 
 
 def _lookup(table: dict[str, Any], name: str, option: str) -> Any:
@@ -103,12 +129,17 @@ def _lookup(table: dict[str, Any], name: str, option: str) -> Any:
 def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
     """Build the VAE that ``config`` describes for data points of shape ``image_shape``."""
     make_nets = _lookup(NETWORKS, config.network, "--network")
-    make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
+    make_likelihood = _lookup({**LIKELIHOODS, **EIGHT_BIT_LIKELIHOODS}, config.likelihood, "--likelihood")
+    out_shape = tuple(image_shape)
+    if config.likelihood in EIGHT_BIT_LIKELIHOODS:  # the decoder gives several parameters per value
+        output_shape, make_eight_bit = make_likelihood
+        out_shape = output_shape(config, out_shape)
+        make_likelihood = lambda net, shape: make_eight_bit(net, shape, config)  # noqa: E731
     make_prior = _lookup(PRIORS, config.prior, "--prior")
     guide_size, make_guide = _lookup(GUIDES, config.guide, "--guide")
-    if config.network == "conv" and tuple(image_shape[-2:]) != (28, 28):
-        raise ConfigError(f"--network conv expects 28x28 images, got {tuple(image_shape)}; use --network mlp")
-    encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config))
+    if config.network == "conv":
+        check_image_shape(image_shape)
+    encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config), out_shape)
     encoder = make_guide(encoder_net, config)
     likelihood = make_likelihood(decoder_net, tuple(image_shape))
     prior = make_prior(config, encoder, tuple(image_shape))
@@ -151,5 +182,5 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-__all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
-           "build_eval_objective", "needs_enumeration", "pick_device"]
+__all__ = ["NETWORKS", "LIKELIHOODS", "EIGHT_BIT_LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
+           "build_eval_objective", "needs_enumeration", "pick_device", "kl_weight"]

@@ -12,6 +12,7 @@ import torch
 from pyrovae.train.checkpoint import load_checkpoint
 from pyrovae.train.distributed import GlobalOrder
 from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.data.sources import canonical_dataset, known_names
 
 #: Settings a resumed run may change: they touch neither the model nor the random streams.
 CHANGEABLE = frozenset({"epochs", "progress", "checkpoint_every", "max_nonfinite_steps", "data_root", "download"})
@@ -43,11 +44,17 @@ def resume_config(out: str | Path, given: dict[str, Any], checkpoint_name: str =
     for name, value in given.items():
         if name == "out" or name in CHANGEABLE or stored.get(name) == value:
             continue
+        if name == "dataset" and stored["dataset"] not in known_names():  # the run's data file or folder moved
+            continue
         flag = "--" + name.replace("_", "-")
         raise ConfigError(f"{flag} {value} conflicts with the run in {out} ({flag} {stored.get(name)}); a "
                           f"resumed run keeps the settings it was started with: drop {flag}, or start a "
                           "new run with another --out")
     stored.update({k: v for k, v in given.items() if k in CHANGEABLE})
+    if "dataset" in given and stored["dataset"] not in known_names():
+        stored["dataset"] = canonical_dataset(given["dataset"])
+    if stored.get("data_root") is not None:
+        stored["data_root"] = str(Path(stored["data_root"]).expanduser().resolve())
     stored["out"] = str(out)
     config = TrainConfig.from_dict(stored, source=str(path))
     done = int(payload["trainer"]["epoch"])

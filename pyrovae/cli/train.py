@@ -15,7 +15,12 @@ from tqdm.auto import tqdm
 from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint, restore_training
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
-from pyrovae.data import binarize_once, dynamic_binarize, load_dataset, load_npz
+from pyrovae.cli.data import load_run_data, with_absolute_paths
+from pyrovae.data import binarize_once, dynamic_binarize
+from pyrovae.data.sources import STREAMED_TEST_LIMIT, StreamedData
+from pyrovae.data.streaming import StreamingImages
+from pyrovae.cli.registry import kl_weight  # factors
+from pyrovae.infer.total_correlation import kl_split_callback, supports_kl_split  # factors
 from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.distributed import DataParallel, RankSeeds, launched_by_torchrun
 from pyrovae.cli.resume import continue_data_order
@@ -53,9 +58,7 @@ def prepare_output_folder(out: Path, overwrite: bool, resume: bool = False, crea
 
 
 def _load_data(config: TrainConfig) -> Any:
-    if config.dataset.endswith(".npz"):
-        return load_npz(config.dataset, seed=config.seed)
-    return load_dataset(config.dataset, root=config.data_root, download=config.download)
+    return load_run_data(config)  # one resolution for train, evaluate and --resume (pyrovae.cli.data)
 
 
 def join_torchrun(config: TrainConfig, device: torch.device) -> DataParallel | None:
@@ -85,6 +88,8 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
         raise ConfigError(f"--tensorboard writes --model vae runs only; drop it for --model {config.model}")
     if config.tensorboard:  # before anything is written
         require_tensorboard()
+    if not resume:  # the checkpoint names its data by absolute path, found from any working directory
+        config = with_absolute_paths(config)
     prepare_output_folder(out, overwrite, resume, create=False)
     payload = load_checkpoint(out / CHECKPOINT_NAME, require=("trainer", "rng")) if resume else None
     device = pick_device(config.device)
@@ -113,7 +118,15 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     pyro.clear_param_store()
 
     data = _load_data(config)
-    train = data.train_images[: config.train_size].to(device)
+    stream = None
+    if isinstance(data, StreamedData):  # too large for memory, or --stream: batches come from a DataLoader
+        if parallel is not None or config.pretrain_epochs:
+            raise ConfigError("a streamed data set trains in one process without --pretrain-epochs; pass "
+                              "--no-stream for a data set that fits in memory, or drop those")
+        stream = StreamingImages(data.train, device, config.workers)
+        train = stream.head(STREAMED_TEST_LIMIT)  # the checks and the output bias below look at these
+    else:
+        train = data.train_images[: config.train_size].to(device)
     test = data.test_images.to(device)
     vae = build_vae(config, tuple(data.image_shape)).to(device)
     if not vae.likelihood.in_support(train):
@@ -161,11 +174,18 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
                    f"{figures['seconds']:.1f} s" + (f"  skipped {figures['skipped_steps']} non-finite steps"
                                                      if figures.get("skipped_steps") else ""))
 
-    trainer = Trainer(vae, objective=build_objective(config), eval_objective=build_eval_objective(config),
+    objective = build_objective(config)
+    # factors: the TC estimator needs the training-set size; the KL split joins metrics.jsonl
+    # for every model with a factorized prior and a diagonal guide.
+    dataset_size = train.shape[0] if stream is None else len(stream)
+    if hasattr(objective, "dataset_size"):
+        objective.dataset_size = dataset_size
+    split = [kl_split_callback(train[:2000], dataset_size)] if supports_kl_split(vae, train[:2]) else []
+    trainer = Trainer(vae, objective=objective, eval_objective=build_eval_objective(config),
                       lr=config.lr, batch_size=config.batch_size,
-                      beta=config.beta, warmup_epochs=config.warmup_epochs, transform=transform,
+                      beta=kl_weight(config), warmup_epochs=config.warmup_epochs, transform=transform,
                       progress=config.progress and writes, generator=generator,
-                      callbacks=([log_epoch] if writes else []) + ([seeds.on_epoch] if seeds else []),
+                      callbacks=(split + [log_epoch] if writes else []) + ([seeds.on_epoch] if seeds else []),
                       step_callbacks=([saver.on_step] if writes else []) + ([seeds.on_step] if seeds else []),
                       max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile,
                       parallel=parallel)
@@ -181,7 +201,8 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         seeds.reseed(trainer.record.steps)
     try:
         with stop_on_signals(trainer):
-            record = trainer.fit(train, test, epochs=config.epochs - trainer.epoch)
+            record = trainer.fit(train if stream is None else stream, test, epochs=config.epochs - trainer.epoch,
+                                 eval_size=2000 if stream is None else STREAMED_TEST_LIMIT)
     except TrainingInterrupted as stop:
         if parallel is not None:
             # Every rank stopped at this step: save the ranks' mean running loss, which each resumes from.
@@ -198,7 +219,12 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     if not writes:
         return record
-    pictures = save_run_pictures(vae, test, data.test_labels, record.history, out)
+    if len(data.image_shape) > 1:  # tabular rows (N, D) have no pictures but the curves
+        pictures = save_run_pictures(vae, test, data.test_labels, record.history, out)
+    else:
+        from pyrovae.plots.images import save_training_curves
+
+        pictures = [save_training_curves(record.history, out / "training_curves.png")]
     if board is not None:  # TensorBoard
         board.pictures(pictures, step=trainer.epoch)
         board.close()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.nn.nets import MLP
+from pyrovae.nn import MLP
 from pyrovae.priors.base import Prior
 
 

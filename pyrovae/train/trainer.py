@@ -299,7 +299,8 @@ class Trainer:
         """Train for ``epochs`` more epochs on ``train`` and evaluate the ELBO after each.
 
         Args:
-            train: ``(N, *event_shape)`` training data, on the module's device.
+            train: ``(N, *event_shape)`` training data, on the module's device, or a
+                :class:`~pyrovae.data.streaming.StreamingImages` read through a ``DataLoader``.
             test: held-out data for the test ELBO, or None.
             epochs: passes over ``train``.
             train_context, test_context: per-data-point contexts (labels) or None.
@@ -311,19 +312,25 @@ class Trainer:
             ``train_recon``, ``train_kl`` and, with ``test``, ``test_elbo``, ``test_recon``,
             ``test_kl``.
         """
+        # A StreamingImages source (pyrovae.data.streaming) makes its own batches through a DataLoader.
+        streamed = not isinstance(train, Tensor)
+        train_head = train.head(eval_size) if streamed else train[:eval_size]
         check = getattr(self.module, "check_inputs", None)
         if check is not None:
-            check(train, train_context, what="training data")
+            check(train_head if streamed else train, train_context, what="training data")
             if test is not None:
                 check(test, test_context, what="test data")
         self._ensure_generator(train.device)
         tensors = (train,) if train_context is None else (train, train_context)
         make_batches = InMemoryBatches if self.parallel is None else self.parallel.batches
-        batches = make_batches(*tensors, batch_size=self.batch_size, shuffle=True,
-                               generator=self.generator, transform=self.transform)
+        if streamed:
+            batches = train.batches(self.batch_size, shuffle=True, generator=self.generator, transform=self.transform)
+        else:
+            batches = make_batches(*tensors, batch_size=self.batch_size, shuffle=True,
+                                   generator=self.generator, transform=self.transform)
 
         def evaluate() -> dict[str, float]:
-            figures = self.evaluate(train[:eval_size], None if train_context is None
+            figures = self.evaluate(train_head, None if train_context is None
                                     else train_context[:eval_size], prefix="train")
             if test is not None:
                 figures.update(self.evaluate(test, test_context, prefix="test"))
