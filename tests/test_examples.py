@@ -25,6 +25,7 @@ EXAMPLES = {
     "stacked_m1_m2.py": "test accuracy of M1+M2",
     "conditional_vae.py": "test conditional NLL",
     "traced_loss.py": "steps ran as a traced graph: True",
+    "autoencoder.py": "decodes of the ex-post mixture",  # plain and denoising autoencoders
 }
 
 

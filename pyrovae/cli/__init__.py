@@ -22,7 +22,7 @@ HELP = {
     "latent_dim": "size of z (2 also draws the latent space and the decoded manifold)",
     "likelihood": "bernoulli, cbernoulli, normal or laplace",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
-             "gives clusters), vamp, flow or hierarchical",
+             "gives clusters), vamp, flow, hierarchical or flat (no prior term, for --model ae)",
     "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
     "pretrain_epochs": "gmm, gmm-enum: first train this many epochs as an autoencoder, then start the "
                        "mixture at an EM fit to the codes (VaDE's start; better clusters); 0: random start",
@@ -48,13 +48,17 @@ HELP = {
                "compile once, then faster epochs on a CPU; pays off on long runs. Not given: on for "
                "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.train.trainer."
                "AUTO_COMPILE_STEPS; not m2, iwae, dreg or gmm-enum), off otherwise; --no-compile: always off",
-    "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
+    "model": "vae, ae (autoencoder: point-mass guide; --prior flat for the plain reconstruction objective), m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
     "validation_size": "m2/cvae: training images held out for validation",
     "alpha": "m2: weight of the classification loss on labelled images",
     "quadrants": "cvae: visible quadrants, 1, 2 or 3; the rest is predicted",
     "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
     "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
+    # autoencoders and denoising
+    "corrupt": "denoising: the guide reads inputs corrupted by gaussian:SCALE (added noise) or mask:FRACTION "
+               "(pixels set to 0) while the likelihood scores the clean ones; training only, evaluation reads "
+               "clean inputs (vae, ae, m2)",
 }
 
 

@@ -65,6 +65,8 @@ class TrainConfig:
     quadrants: int = 1
     baseline_epochs: int = 10
     is_samples: int = 20
+    # Denoising (pyrovae.guides.corrupted), for --model vae, ae and m2: NAME:VALUE, e.g. gaussian:0.3, mask:0.25.
+    corrupt: str | None = None
 
     def __post_init__(self) -> None:
         positive = {"hidden": self.hidden, "latent_dim": self.latent_dim, "epochs": self.epochs,
@@ -98,8 +100,8 @@ class TrainConfig:
             raise ConfigError(f"--pretrain-epochs starts a mixture prior from an autoencoder's codes; it needs "
                               f"--prior gmm or gmm-enum with --model vae, got --prior {self.prior} --model "
                               f"{self.model}: drop --pretrain-epochs or change the prior")
-        if self.model not in ("vae", "m2", "cvae"):
-            raise ConfigError(f"--model must be vae, m2 or cvae, got {self.model!r}")
+        if self.model not in ("vae", "ae", "m2", "cvae"):
+            raise ConfigError(f"--model must be vae, ae, m2 or cvae, got {self.model!r}")
         if self.labels < 1 or self.is_samples < 1 or self.baseline_epochs < 1:
             raise ConfigError("--labels, --is-samples and --baseline-epochs must be at least 1, got "
                               f"{self.labels}, {self.is_samples} and {self.baseline_epochs}")
@@ -111,6 +113,19 @@ class TrainConfig:
             raise ConfigError(f"--encoder-scale must be softplus or exp, got {self.encoder_scale!r}")
         if self.quadrants not in (1, 2, 3):
             raise ConfigError(f"--quadrants (visible quadrants) must be 1, 2 or 3, got {self.quadrants}")
+        # autoencoders and denoising (pyrovae.cli.autoencoder)
+        if self.model == "ae" and (self.guide != "diagonal" or self.objective != "elbo"):
+            raise ConfigError(f"--model ae has its own point-mass guide and trains with --objective elbo; drop "
+                              f"--guide {self.guide} / --objective {self.objective}")
+        if self.prior == "flat" and self.model != "ae":
+            raise ConfigError(f"--prior flat is improper and gives no ELBO; use it with --model ae (a plain "
+                              f"autoencoder), not --model {self.model}")
+        if self.corrupt is not None:
+            if self.model == "cvae":
+                raise ConfigError("--corrupt applies to --model vae, ae and m2; drop it for --model cvae")
+            from pyrovae.cli.registry import build_corruption  # the one table of names
+
+            build_corruption(self.corrupt)
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
 

@@ -22,6 +22,7 @@ from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 from pyrovae.plots.report import save_run_pictures
 from pyrovae.train.trainer import Trainer, TrainingRecord
+from pyrovae.cli import autoencoder  # --model ae
 
 #: Files whose presence means a folder already holds a run.
 RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME)
@@ -79,7 +80,7 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
-    if config.model != "vae":
+    if config.model not in ("vae", "ae"):  # an autoencoder (ae) trains as a VAE does
         if resume:
             raise ConfigError(f"--resume continues --model vae runs only; train the {config.model} model "
                               "again with --overwrite, or start a new --out")
@@ -145,6 +146,9 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         saver.save(trainer)
         with metrics_path.open("a") as f:
             f.write(json.dumps(figures) + "\n")
+        if config.model == "ae":  # its objective is no ELBO: say what it is (pyrovae.cli.autoencoder)
+            tqdm.write(autoencoder.epoch_line(figures, config))
+            return
         tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  "
                    f"train ELBO {figures['train_elbo']:9.2f}  test ELBO {figures['test_elbo']:9.2f}  "
                    f"(recon {figures['test_recon']:8.2f}, KL {figures['test_kl']:6.2f})  "
@@ -183,6 +187,14 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     except NonFiniteError as error:
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     if not writes:
+        return record
+    if config.model == "ae":  # generation from an autoencoder: a mixture fitted to its codes, in the checkpoint
+        mixture = autoencoder.finish_training(vae, train, saver, trainer, config, generator)
+        save_run_pictures(vae, test, data.test_labels, record.history, out,
+                          sampler=lambda n: mixture.sample(n), sample_title="decodes of the ex-post mixture")
+        print(f"done in {record.seconds:.0f} s: test log p(x|f(x)) {record.last('test_recon'):.2f} nats per image "
+              f"(an autoencoder's reconstruction term, not a log-likelihood).\n"
+              f"Wrote {out / CHECKPOINT_NAME} (with the ex-post mixture), {metrics_path} and PNGs in {out}/")
         return record
     save_run_pictures(vae, test, data.test_labels, record.history, out)
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
