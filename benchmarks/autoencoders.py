@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     train, test = data.train_images, binarize_once(data.test_images, seed=0)
     if args.smoke:
         train, test = train[:500], test[:200]
+    train_codes_from = binarize_once(train, seed=1)  # the ex-post fit sees images like those trained on
     corruption = build_corruption(args.corrupt)
     generator = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed + 1)
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         clean = reconstruction_error(model, test)
         torch.manual_seed(args.seed + 2)  # the same corrupted test images for every model
         noisy = reconstruction_error(model, test, corruption=corruption)
-        mixture = fit_ex_post_mixture(model, train, args.components, generator=generator)
+        mixture = fit_ex_post_mixture(model, train_codes_from, args.components, generator=generator)
         with torch.no_grad():
             panels[kind] = [model.reconstruct(shown), model.reconstruct(corrupted_shown),
                             model.decode(torch.randn(32, args.latent_dim)), model.decode(mixture.sample(32))]
