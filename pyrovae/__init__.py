@@ -29,6 +29,10 @@ from pyrovae.priors import (
 from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
+# autoencoders and denoising as swaps of parts (docs/autoencoders.md)
+from pyrovae.guides import CorruptedInput, DeltaEncoder, GaussianNoise, MaskingNoise
+from pyrovae.models.autoencoder import autoencoder, fit_ex_post_mixture
+from pyrovae.priors import FlatPrior
 
 __version__ = "0.1.0"
 
@@ -72,3 +76,5 @@ __all__ = [
     "NonFiniteError",
     "TrainingInterrupted",
 ]
+__all__ += ["DeltaEncoder", "FlatPrior", "CorruptedInput", "GaussianNoise", "MaskingNoise", "autoencoder",
+            "fit_ex_post_mixture"]  # autoencoders and denoising

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pyro import poutine
+from pyro.poutine.util import site_is_subsample
 from pyro.infer import SVI, Trace_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, Trainer
@@ -171,3 +172,34 @@ def test_map_autoencoder_code_penalty_is_scaled_by_beta():
     assert torch.allclose(-loss, log_lik, atol=1e-4)
     trace = poutine.trace(ae.guide).get_trace(x)
     assert trace.nodes["z"]["fn"].log_prob(trace.nodes["z"]["value"]).abs().sum() == 0
+
+
+ENCODERS = {
+    "delta": lambda: DeltaEncoder(MLP(SHAPE, [8], LATENT), LATENT),
+    "corrupted_delta": lambda: CorruptedInput(DeltaEncoder(MLP(SHAPE, [8], LATENT), LATENT), GaussianNoise(0.3)),
+    "corrupted_diagonal": lambda: CorruptedInput(DiagonalNormalEncoder(MLP(SHAPE, [8], 2 * LATENT), LATENT),
+                                                 MaskingNoise(0.25)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_encoder_contract_shapes_gradients_and_save_load(name, tmp_path):
+    encoder, x = ENCODERS[name](), torch.rand(7, *SHAPE)
+    q = encoder(x)
+    assert q.batch_shape == (7,) and q.event_shape == (LATENT,) and q.has_rsample
+    z = q.rsample()
+    assert z.shape == (7, LATENT) and z.requires_grad and q.log_prob(z).shape == (7,)
+    assert encoder.mean(x).shape == (7, LATENT) and encoder.latent_dim == LATENT
+    z.sum().backward()
+    assert all(p.grad is not None for p in encoder.parameters())
+    torch.save(encoder.state_dict(), tmp_path / "enc.pt")
+    again = ENCODERS[name]()
+    again.load_state_dict(torch.load(tmp_path / "enc.pt"))
+    encoder.eval(), again.eval()  # no corruption noise: the outputs must agree exactly
+    assert torch.equal(encoder.mean(x), again.mean(x))
+    ae = VAE(encoder, BernoulliLikelihood(MLP(LATENT, [8], 16), SHAPE), FlatPrior(LATENT))
+    guide_trace = poutine.trace(ae.guide).get_trace(x)  # a flat prior cannot be sampled: replay the guide
+    model_trace = poutine.trace(poutine.replay(ae.model, trace=guide_trace)).get_trace(x)
+    sites = [{n for n, s in t.nodes.items() if s["type"] == "sample" and not s["is_observed"]
+              and not site_is_subsample(s)} for t in (model_trace, guide_trace)]
+    assert sites[0] == sites[1] == {"z"}
