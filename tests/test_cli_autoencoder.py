@@ -86,6 +86,7 @@ def test_bad_corrupt_values_give_one_line_errors_and_create_nothing(tmp_path, ca
     (["--model", "ae", "--guide", "iaf"], "--model ae has its own point-mass guide"),
     (["--model", "ae", "--objective", "iwae"], "trains with --objective elbo"),
     (["--prior", "flat"], "use it with --model ae"),
+    (["--model", "ae", "--prior", "vamp"], "point masses for --model ae"),
     (["--model", "cvae", "--corrupt", "mask:0.1"], "drop it for --model cvae"),
 ])
 def test_autoencoder_settings_that_make_no_sense_are_refused(tmp_path, capsys, flags, message):

@@ -23,7 +23,8 @@ HELP = {
     "likelihood": "bernoulli, cbernoulli, normal or laplace",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
              "gives clusters), vamp, flow, hierarchical or flat (no prior term, for --model ae)",
-    "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
+    "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp); for --model ae, "
+                      "components of the ex-post mixture fitted to the codes for sampling",
     "pretrain_epochs": "gmm, gmm-enum: first train this many epochs as an autoencoder, then start the "
                        "mixture at an EM fit to the codes (VaDE's start; better clusters); 0: random start",
     "guide": "guide q(z|x): diagonal, iaf (inverse autoregressive flow), lowrank or fullcov",

@@ -117,6 +117,9 @@ class TrainConfig:
         if self.model == "ae" and (self.guide != "diagonal" or self.objective != "elbo"):
             raise ConfigError(f"--model ae has its own point-mass guide and trains with --objective elbo; drop "
                               f"--guide {self.guide} / --objective {self.objective}")
+        if self.model == "ae" and self.prior == "vamp":
+            raise ConfigError("--prior vamp mixes the guide's posteriors, which are point masses for --model ae; "
+                              "choose another --prior (flat: plain autoencoder, normal: code penalty)")
         if self.prior == "flat" and self.model != "ae":
             raise ConfigError(f"--prior flat is improper and gives no ELBO; use it with --model ae (a plain "
                               f"autoencoder), not --model {self.model}")
