@@ -45,7 +45,14 @@ import pyro
 import torch
 from pyro.infer import Trace_ELBO
 
-from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, Trainer
+from pyrovae import (
+    MLP,
+    VAE,
+    BernoulliLikelihood,
+    DiagonalNormalEncoder,
+    StandardNormalPrior,
+    Trainer,
+)
 from pyrovae.cli.registry import build_corruption
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset
 from pyrovae.infer.evaluation import log_likelihood

@@ -8,10 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pyro import poutine
-from pyro.poutine.util import site_is_subsample
 from pyro.infer import SVI, Trace_ELBO
+from pyro.poutine.util import site_is_subsample
 
-from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, Trainer
+from pyrovae import (
+    MLP,
+    VAE,
+    BernoulliLikelihood,
+    DiagonalNormalEncoder,
+    StandardNormalPrior,
+    Trainer,
+)
 from pyrovae.guides import CorruptedInput, DeltaEncoder, GaussianNoise, MaskingNoise
 from pyrovae.infer.reconstruction import reconstruction_error
 from pyrovae.likelihoods.elementwise import Likelihood

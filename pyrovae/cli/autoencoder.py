@@ -29,7 +29,7 @@ from pyrovae.models.autoencoder import fit_ex_post_mixture
 from pyrovae.models.vae import VAE
 from pyrovae.plots import images as plots
 from pyrovae.priors.mixture import GaussianMixturePrior
-from pyrovae.train.checkpoint import CheckpointError, load_checkpoint
+from pyrovae.train.checkpoint import CheckpointError
 
 #: What ``pyrovae evaluate`` says instead of a log-likelihood.
 NO_LIKELIHOOD = ("no log-likelihood: an autoencoder's guide is a point mass, which gives importance sampling "
