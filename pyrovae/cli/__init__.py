@@ -49,7 +49,8 @@ HELP = {
                "compile once, then faster epochs on a CPU; pays off on long runs. Not given: on for "
                "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.train.trainer."
                "AUTO_COMPILE_STEPS; not m2, iwae, dreg or gmm-enum), off otherwise; --no-compile: always off",
-    "model": "vae, ae (autoencoder: point-mass guide; --prior flat for the plain reconstruction objective), m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
+    "model": "vae, ae (autoencoder: point-mass guide; --prior flat for the plain reconstruction objective), "
+             "m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
     "validation_size": "m2/cvae: training images held out for validation",
     "alpha": "m2: weight of the classification loss on labelled images",
