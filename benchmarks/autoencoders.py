@@ -40,6 +40,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyro
 import torch
@@ -83,8 +84,8 @@ def draw_figure(panels: dict[str, list[torch.Tensor]], inputs: torch.Tensor, cor
     from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
-    def grid(images: torch.Tensor) -> torch.Tensor:
-        return make_grid(images.detach().cpu().clamp(0, 1), nrow=8, padding=2, pad_value=1.0)[0]
+    def grid(images: torch.Tensor) -> Any:
+        return make_grid(images.detach().cpu().clamp(0, 1), nrow=8, padding=2, pad_value=1.0)[0].numpy()
 
     columns = ["reconstructions", "from corrupted inputs", "decodes of z ~ N(0, I)", "decodes of ex-post mixture draws"]
     fig = Figure(figsize=(16, 2.5 * (len(panels) + 1)))
@@ -123,17 +124,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "autoencoders"))
-    parser.add_argument("--smoke", action="store_true", help="tiny run: 500 images, 1 epoch, k = 10")
+    parser.add_argument("--smoke", action="store_true", help="tiny run: 300 images, 1 epoch, k = 5")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.epochs, args.is_samples, args.is_images, args.hidden = 1, 10, 50, 64
+        args.epochs, args.is_samples, args.is_images, args.hidden = 1, 5, 20, 32
     torch.set_num_threads(args.threads)
     pyro.set_rng_seed(args.seed)
 
     data = load_dataset(args.dataset, root=args.data_root, download=False)
     train, test = data.train_images, binarize_once(data.test_images, seed=0)
     if args.smoke:
-        train, test = train[:500], test[:200]
+        train, test = train[:300], test[:100]
     train_codes_from = binarize_once(train, seed=1)  # the ex-post fit sees images like those trained on
     corruption = build_corruption(args.corrupt)
     generator = torch.Generator().manual_seed(args.seed)
