@@ -157,7 +157,10 @@ def test_every_prior_guide_and_likelihood_rebuilds(prior, tmp_path):
     x = torch.rand(4, *SHAPE)
     for guide in GUIDES:
         for likelihood in LIKELIHOODS:
-            config = TrainConfig(prior=prior, guide=guide, likelihood=likelihood, latent_dim=2, hidden=8)
+            if prior == "flat" and guide != "diagonal":  # the flat prior belongs to the autoencoder's point mass
+                continue
+            model = "ae" if prior == "flat" else "vae"
+            config = TrainConfig(model=model, prior=prior, guide=guide, likelihood=likelihood, latent_dim=2, hidden=8)
             vae = build_vae(config, SHAPE).eval()
             pyrovae.save(vae, tmp_path / "m.pt")
             loaded = pyrovae.load(tmp_path / "m.pt")

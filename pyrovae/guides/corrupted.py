@@ -25,9 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from pyrovae.guides.diagonal import Encoder
+from pyrovae.nn.rebuild import Rebuildable
 
 
-class GaussianNoise(nn.Module):
+class GaussianNoise(Rebuildable, nn.Module):
     """``x~ = x + scale * eps``, ``eps ~ N(0, I)``: additive isotropic Gaussian noise (not clipped).
 
     Args:
@@ -47,7 +48,7 @@ class GaussianNoise(nn.Module):
         return f"scale={self.scale}"
 
 
-class MaskingNoise(nn.Module):
+class MaskingNoise(Rebuildable, nn.Module):
     """``x~ = x * m``, ``m_i ~ Bernoulli(1 - fraction)`` independently per element: a random
     ``fraction`` of the pixels set to 0 (Vincent et al. 2008's masking noise).
 
