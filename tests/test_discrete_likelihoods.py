@@ -138,6 +138,30 @@ def test_categorical_starts_at_the_data_histogram(network: str) -> None:
     torch.testing.assert_close(mean, expected, atol=0.02, rtol=0)  # the one smoothing count pulls a little to 0.5
 
 
+@pytest.mark.parametrize("coupled", [False, True])
+@pytest.mark.parametrize("network", ["mlp", "conv"])
+def test_logistic_mixture_starts_at_the_data_quantiles(network: str, coupled: bool) -> None:
+    """With zero weights the decoder's output is its bias: after init_output_bias, component j's
+    centre is the data's (j + 1/2)/K quantile (per sub-pixel, or per channel), with equal weights."""
+    shape, k = (3, 4, 4), 2
+    out_shape = DiscretizedLogisticMixtureLikelihood.output_shape(shape, num_components=k, coupled=coupled)
+    net = MLP(2, (8,), math.prod(out_shape)) if network == "mlp" else ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
+    likelihood = DiscretizedLogisticMixtureLikelihood(net, shape, num_components=k, coupled=coupled)
+    x = torch.randint(0, 256, (40, *shape)).float() / 255
+    assert likelihood.init_output_bias(x)
+    last = [m for m in net.modules() if hasattr(m, "weight")][-1]
+    torch.nn.init.zeros_(last.weight)
+    p = likelihood(torch.zeros(1, 2))
+    y = 2 * x - 1
+    if network == "conv":
+        y = y.transpose(0, 1).reshape(3, -1).T.reshape(-1, 3, 1, 1)
+    quantiles = torch.quantile(y, torch.tensor([0.25, 0.75]), dim=0).movedim(0, -1)  # (3, 4 or 1, 4 or 1, K)
+    torch.testing.assert_close(p.loc[0], quantiles.expand(3, 4, 4, k))
+    torch.testing.assert_close(p.logits, torch.zeros_like(p.logits))
+    if coupled:
+        torch.testing.assert_close(p.coeffs, torch.zeros_like(p.coeffs))
+
+
 def test_bits_per_dim_against_hand_values() -> None:
     assert bits_per_dim(1000.0, (3, 32, 32)) == pytest.approx(0.4696272919560428, rel=1e-12)
     # A uniform categorical spends exactly 8 bits on every sub-pixel.
