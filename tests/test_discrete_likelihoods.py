@@ -127,7 +127,10 @@ def test_categorical_starts_at_the_data_histogram(network: str) -> None:
     """With zero weights the decoder's output is its bias: after init_output_bias, the mean image is the data's."""
     shape = (1, 16, 16)
     out_shape = CategoricalLikelihood.output_shape(shape)
-    net = MLP(2, (8,), math.prod(out_shape)) if network == "mlp" else ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
+    if network == "mlp":
+        net = MLP(2, (8,), math.prod(out_shape))
+    else:
+        net = ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
     likelihood = CategoricalLikelihood(net, shape)
     x = torch.randint(0, 256, (50, *shape)).float() / 255
     assert likelihood.init_output_bias(x)
@@ -145,7 +148,10 @@ def test_logistic_mixture_starts_at_the_data_quantiles(network: str, coupled: bo
     centre is the data's (j + 1/2)/K quantile (per sub-pixel, or per channel), with equal weights."""
     shape, k = (3, 4, 4), 2
     out_shape = DiscretizedLogisticMixtureLikelihood.output_shape(shape, num_components=k, coupled=coupled)
-    net = MLP(2, (8,), math.prod(out_shape)) if network == "mlp" else ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
+    if network == "mlp":
+        net = MLP(2, (8,), math.prod(out_shape))
+    else:
+        net = ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
     likelihood = DiscretizedLogisticMixtureLikelihood(net, shape, num_components=k, coupled=coupled)
     x = torch.randint(0, 256, (40, *shape)).float() / 255
     assert likelihood.init_output_bias(x)

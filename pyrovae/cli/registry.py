@@ -173,5 +173,5 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-__all__ = ["NETWORKS", "LIKELIHOODS", "EIGHT_BIT_LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
-           "build_eval_objective", "needs_enumeration", "pick_device"]
+__all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
+           "build_eval_objective", "needs_enumeration", "pick_device", "EIGHT_BIT_LIKELIHOODS"]

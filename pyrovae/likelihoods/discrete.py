@@ -306,9 +306,10 @@ class CategoricalLikelihood(_EightBitLikelihood):
     @torch.no_grad()
     def init_output_bias(self, x: Tensor, max_points: int = 5000) -> bool:
         """Start the decoder at the data's histogram: the last layer's bias set to the log
-        frequencies of the intensities (one count spread over all 256 levels, so none has probability 0), per sub-pixel when the bias has one
-        entry per output value (an MLP), per channel when it has one per output channel (a
-        transposed convolution); the first ``max_points`` data points are counted."""
+        frequencies of the intensities (one count spread over all 256 levels, so that none has
+        probability 0), per sub-pixel when the bias has one entry per output value (an MLP), per
+        channel when it has one per output channel (a transposed convolution); the first
+        ``max_points`` data points are counted."""
         biased = [m for m in self.net.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)]
         if not biased or x.shape[1:] != self.event_shape or not self.in_support(x):
             return False
