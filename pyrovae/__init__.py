@@ -30,6 +30,9 @@ from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
 
+# Images of any shape: 8-bit likelihoods (issue 22).
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -71,4 +74,7 @@ __all__ = [
     "InputError",
     "NonFiniteError",
     "TrainingInterrupted",
+    # Images of any shape: 8-bit likelihoods (issue 22).
+    "CategoricalLikelihood",
+    "DiscretizedLogisticMixtureLikelihood",
 ]

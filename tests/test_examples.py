@@ -25,6 +25,7 @@ EXAMPLES = {
     "stacked_m1_m2.py": "test accuracy of M1+M2",
     "conditional_vae.py": "test conditional NLL",
     "traced_loss.py": "steps ran as a traced graph: True",
+    "colour_images.py": "bits/dim",  # issue 22: conv nets from the shape, 8-bit likelihood
     "own_images.py": "inputs above their reconstructions",  # data sources: a folder of images
 }
 

@@ -17,6 +17,7 @@ from pyrovae.cli.sample import load_vae
 from pyrovae.cli.data import load_run_split
 from pyrovae.data.sources import canonical_dataset
 from pyrovae.data import binarize_once
+from pyrovae.infer.bits import bits_per_dim
 from pyrovae.infer.evaluation import evaluate_vae
 
 
@@ -55,11 +56,17 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         images = binarize_once(images, seed=config.seed)
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
+    if getattr(vae.likelihood, "discrete", False):  # 8-bit: tens of outputs per value; bound a pass's memory (issue 22)
+        per_pass = max(1, 8_000_000 // vae.likelihood.outputs_per_point)
+        batch_size = min(batch_size, per_pass)
+        chunk_size = chunk_size or max(1, per_pass // batch_size)
     figures = evaluate_vae(vae, images, labels=None if labels is None else labels.to(torch_device),
                            num_samples=num_samples, batch_size=batch_size, chunk_size=chunk_size,
                            progress=True)
     figures.update(checkpoint=str(checkpoint), split=split, seed=seed, binarized=config.binarize,
                    seconds=round(time.perf_counter() - start, 1), device=str(torch_device))
+    if getattr(vae.likelihood, "discrete", False):  # a mass function over 8-bit values: bits/dim (issue 22)
+        figures["bits_per_dim"] = bits_per_dim(figures["nll"], vae.event_shape)
     targets["json"].write_text(json.dumps(figures, indent=2) + "\n")
     written = [targets["json"]]
     if "kl_per_dimension" in figures:
@@ -73,7 +80,8 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         written.append(plots.save_component_samples(sample_component, prior.num_components, targets["components"],
                                                     title="samples per mixture component"))
     print(f"log p(x) {figures['log_likelihood']:.2f} +- {figures['log_likelihood_sem']:.2f} nats "
-          f"(k={num_samples}, {figures['num_points']} {split} images), ELBO {figures.get('elbo', float('nan')):.2f}, "
+          + (f"(NLL {figures['bits_per_dim']:.4f} bits/dim) " if "bits_per_dim" in figures else "")
+          + f"(k={num_samples}, {figures['num_points']} {split} images), ELBO {figures.get('elbo', float('nan')):.2f}, "
           f"{figures['active_units']} active units"
           + (f", clustering accuracy {figures['cluster_accuracy']:.2%}" if "cluster_accuracy" in figures else "")
           + f", {figures['seconds']:.0f} s.\n"

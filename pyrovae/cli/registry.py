@@ -23,6 +23,7 @@ from pyrovae.likelihoods.elementwise import (
     Likelihood,
     NormalLikelihood,
 )
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
 from pyrovae.nn import MLP, ConvDecoderNet, ConvEncoderNet, check_image_shape
 from pyrovae.priors import (
     FlowPrior,
@@ -56,6 +57,21 @@ LIKELIHOODS: dict[str, Callable[[nn.Module, Shape], Likelihood]] = {
     "cbernoulli": ContinuousBernoulliLikelihood,
     "normal": lambda net, shape: NormalLikelihood(net, shape, scale=None),
     "laplace": lambda net, shape: LaplaceLikelihood(net, shape, scale=None),
+}
+
+#: 8-bit image likelihoods (values k/255), several parameters per value: name -> (the decoder's output shape
+#: for one data point, built from (config, image shape); the likelihood, built from (decoder net, image shape, config))
+EIGHT_BIT_LIKELIHOODS: dict[str, tuple[Callable[[TrainConfig, Shape], Shape],
+                                       Callable[[nn.Module, Shape, TrainConfig], Likelihood]]] = {
+    "categorical": (lambda c, shape: CategoricalLikelihood.output_shape(shape),
+                    lambda net, shape, c: CategoricalLikelihood(net, shape)),
+    "logistic-mixture": (
+        lambda c, shape: DiscretizedLogisticMixtureLikelihood.output_shape(shape, num_components=c.logistic_components),
+        lambda net, shape, c: DiscretizedLogisticMixtureLikelihood(net, shape, c.logistic_components)),
+    "logistic-mixture-rgb": (
+        lambda c, shape: DiscretizedLogisticMixtureLikelihood.output_shape(
+            shape, num_components=c.logistic_components, coupled=True),
+        lambda net, shape, c: DiscretizedLogisticMixtureLikelihood(net, shape, c.logistic_components, coupled=True)),
 }
 
 #: name -> prior builder: (config, encoder, image shape) -> Prior
@@ -104,12 +120,17 @@ def _lookup(table: dict[str, Any], name: str, option: str) -> Any:
 def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
     """Build the VAE that ``config`` describes for data points of shape ``image_shape``."""
     make_nets = _lookup(NETWORKS, config.network, "--network")
-    make_likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")
+    make_likelihood = _lookup({**LIKELIHOODS, **EIGHT_BIT_LIKELIHOODS}, config.likelihood, "--likelihood")
+    out_shape = tuple(image_shape)
+    if config.likelihood in EIGHT_BIT_LIKELIHOODS:  # the decoder gives several parameters per value
+        output_shape, make_eight_bit = make_likelihood
+        out_shape = output_shape(config, out_shape)
+        make_likelihood = lambda net, shape: make_eight_bit(net, shape, config)  # noqa: E731
     make_prior = _lookup(PRIORS, config.prior, "--prior")
     guide_size, make_guide = _lookup(GUIDES, config.guide, "--guide")
     if config.network == "conv":
         check_image_shape(image_shape)
-    encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config))
+    encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config), out_shape)
     encoder = make_guide(encoder_net, config)
     likelihood = make_likelihood(decoder_net, tuple(image_shape))
     prior = make_prior(config, encoder, tuple(image_shape))
@@ -153,4 +174,4 @@ def pick_device(name: str) -> torch.device:
 
 
 __all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
-           "build_eval_objective", "needs_enumeration", "pick_device"]
+           "build_eval_objective", "needs_enumeration", "pick_device", "EIGHT_BIT_LIKELIHOODS"]

@@ -32,11 +32,35 @@ def run_sample(checkpoint: str, num_samples: int, out: str | None, seed: int) ->
     payload = load_checkpoint(checkpoint)
     if payload.get("config", {}).get("model") == "m2":
         return _sample_m2(checkpoint, payload, num_samples, out, seed)
-    vae, _ = load_vae(checkpoint)
+    vae, config = load_vae(checkpoint)
     pyro.set_rng_seed(seed)
     images = vae.sample(num_samples).clamp(0, 1)
     target = Path(out) if out else Path(checkpoint).with_name(f"samples_seed{seed}.png")
     plots.save_image_grid(images, target, title=f"{num_samples} samples from the prior")
+    print(f"Wrote {target}")
+    _save_traversals(vae, config, target.with_name(f"traversals_seed{seed}.png"), seed)
+    return target
+
+
+def _save_traversals(vae: VAE, config: TrainConfig, target: Path, seed: int) -> Path | None:
+    """Latent traversals of test image ``seed`` of the run's data (issue 22); the data set must
+    still be found, else a note on stderr says why the picture is missing."""
+    import sys
+
+    from pyrovae.cli.train import _load_data
+    from pyrovae.data import binarize_once
+    from pyrovae.errors import PyrovaeError
+    from pyrovae.plots.report import save_vae_traversals
+
+    try:
+        images = _load_data(config).test_images
+    except (PyrovaeError, ValueError, OSError) as error:
+        print(f"pyrovae: {target.name} not written: the run's data set could not be loaded ({error})",
+              file=sys.stderr)
+        return None
+    if config.binarize:
+        images = binarize_once(images, seed=config.seed)
+    save_vae_traversals(vae, images, target, index=seed)
     print(f"Wrote {target}")
     return target
 

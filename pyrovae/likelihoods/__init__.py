@@ -1,5 +1,6 @@
 """Likelihoods p(x | z): modules that map a latent code to a distribution over the data."""
 
+from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
 from pyrovae.likelihoods.elementwise import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -14,4 +15,6 @@ __all__ = [
     "ContinuousBernoulliLikelihood",
     "NormalLikelihood",
     "LaplaceLikelihood",
+    "CategoricalLikelihood",
+    "DiscretizedLogisticMixtureLikelihood",
 ]

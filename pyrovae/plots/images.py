@@ -1,4 +1,5 @@
-"""PNG figures of images, reconstructions, latent spaces and training curves (matplotlib, Agg)."""
+"""PNG figures of images, reconstructions, latent spaces and training curves (matplotlib, Agg); images
+with three channels are drawn in colour, others in grey."""
 
 from __future__ import annotations
 
@@ -33,18 +34,20 @@ def _prepare_path(path: str | Path) -> Path:
 
 
 def _grid(images: Tensor, nrow: int, pad_value: float = 1.0) -> Tensor:
-    """Tile ``(N, C, H, W)`` images into one ``(H', W')`` grey array (first channel)."""
+    """Tile ``(N, C, H, W)`` images into one array: ``(H', W', 3)`` in colour when ``C == 3``,
+    otherwise ``(H', W')`` grey (the first channel)."""
     from torchvision.utils import make_grid
 
     images = images.detach().cpu().float().clamp(0.0, 1.0)
-    return make_grid(images, nrow=nrow, padding=2, pad_value=pad_value)[0]
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=pad_value)
+    return grid.permute(1, 2, 0) if images.shape[1] == 3 else grid[0]
 
 
 def _save_grid_figure(grid: Tensor, path: Path, title: str | None) -> Path:
-    height, width = grid.shape
+    height, width = grid.shape[:2]
     fig = _figure(figsize=(max(2.0, width / 40), max(2.0, height / 40) + (0.4 if title else 0.0)))
     ax = fig.add_subplot()
-    ax.imshow(grid.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.imshow(grid.numpy(), cmap="gray" if grid.dim() == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
@@ -56,7 +59,8 @@ def save_image_grid(images: Tensor, path: str | Path, nrow: int = 10, title: str
     """Save images as one grid, ``nrow`` images per row.
 
     Args:
-        images: Grey values in ``[0, 1]``, shape ``(N, 1, H, W)``; any device.
+        images: Values in ``[0, 1]``, shape ``(N, C, H, W)``, drawn in colour when ``C == 3`` and
+            grey (the first channel) otherwise; any device.
         path: PNG file to write; parent folders are created.
         nrow: Images per row of the grid.
         title: Optional title above the grid.
@@ -74,7 +78,7 @@ def save_reconstructions(
     """Save inputs and their reconstructions: rows in pairs, inputs above their reconstructions.
 
     Args:
-        inputs: Original images in ``[0, 1]``, shape ``(N, 1, H, W)``.
+        inputs: Original images in ``[0, 1]``, shape ``(N, C, H, W)``.
         reconstructions: Decoded images in ``[0, 1]``, same shape as ``inputs``.
         path: PNG file to write; parent folders are created.
         title: Optional title above the grid.
@@ -109,7 +113,7 @@ def save_interpolation(strips: Tensor, path: str | Path, title: str | None = Non
     """Save latent interpolations, one row per pair of endpoints.
 
     Args:
-        strips: Decoded images in ``[0, 1]``, shape ``(num_pairs, steps, 1, H, W)``.
+        strips: Decoded images in ``[0, 1]``, shape ``(num_pairs, steps, C, H, W)``.
         path: PNG file to write; parent folders are created.
         title: Optional title above the grid.
 
@@ -235,7 +239,7 @@ def save_manifold_grid(
 
     Args:
         decode: Maps ``z`` of shape ``(steps * steps, 2)`` (float32, CPU) to images in
-            ``[0, 1]`` of shape ``(steps * steps, 1, H, W)``; move ``z`` to the model's
+            ``[0, 1]`` of shape ``(steps * steps, C, H, W)``; move ``z`` to the model's
             device inside it if needed.
         path: PNG file to write; parent folders are created.
         steps: Grid points per axis.
@@ -296,7 +300,7 @@ def save_component_samples(
 
     Args:
         sample_component: Maps ``(k, n)`` to ``n`` images of component ``k`` in ``[0, 1]``,
-            shape ``(n, 1, H, W)``, e.g. decoded draws from the k-th Gaussian of a mixture prior.
+            shape ``(n, C, H, W)``, e.g. decoded draws from the k-th Gaussian of a mixture prior.
         num_components: Number of rows.
         path: PNG file to write; parent folders are created.
         per_component: Images per row.
