@@ -176,3 +176,33 @@ def test_generated_shapes_train_and_evaluate_on_the_same_held_out_images(tmp_pat
 
     figures = json.loads((out / "evaluation_test_k2.json").read_text())
     assert figures["num_points"] == 40
+
+
+def test_a_streamed_run_stopped_mid_epoch_resumes_bit_exact(tmp_path, monkeypatch):
+    """SIGTERM at step 3 of an epoch of 4; the resumed run reads the rest of that epoch in the
+    same order and ends on the uninterrupted run's parameters."""
+    import signal
+
+    import torch
+
+    from pyrovae.train.checkpoint import CheckpointEvery
+
+    write_folder(tmp_path / "pics", size=(16, 16), per_class=15)
+    flags = ["--dataset", str(tmp_path / "pics"), *FAST, "--epochs", "2", "--likelihood", "cbernoulli",
+             "--stream", "--workers", "1"]
+    assert main(["train", *flags, "--out", str(tmp_path / "straight")]) == 0
+    on_step = CheckpointEvery.on_step
+
+    def stop_at_step_three(self, trainer):
+        on_step(self, trainer)
+        if trainer.record.steps == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(CheckpointEvery, "on_step", stop_at_step_three)
+    assert main(["train", *flags, "--out", str(tmp_path / "stopped")]) == 143
+    monkeypatch.setattr(CheckpointEvery, "on_step", on_step)
+    assert main(["train", "--resume", str(tmp_path / "stopped")]) == 0
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)["model"]
+    for key, tensor in straight.items():
+        assert torch.equal(tensor, resumed[key]), key
