@@ -55,16 +55,25 @@ def write_svhn(root, n=4, seed=0):
     return arrays
 
 
-def write_celeba(root, n=6, seed=0):
+def write_celeba(root, n=7, seed=0):
+    """Faces, the partition (all but the last three train, then one valid, two test) and the
+    other text files torchvision's ``CelebA`` reads, in their layouts (two header lines)."""
     rng = np.random.default_rng(seed)
     folder = root / "celeba"
     (folder / "img_align_celeba").mkdir(parents=True)
-    lines = []
-    for i in range(1, n + 1):
-        name = f"{i:06d}.jpg"
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    for name in names:
         Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(folder / "img_align_celeba" / name)
-        lines.append(f"{name} {0 if i <= n - 2 else (1 if i == n - 1 else 2)}")
-    (folder / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    parts = [0] * (n - 3) + [1, 2, 2]  # two test faces: torchvision cannot index a split of one
+    (folder / "list_eval_partition.txt").write_text("".join(f"{a} {b}\n" for a, b in zip(names, parts)))
+    (folder / "identity_CelebA.txt").write_text("".join(f"{a} {7 + i}\n" for i, a in enumerate(names)))
+    tables = {"list_bbox_celeba.txt": ["image_id", "x_1", "y_1", "width", "height"],
+              "list_landmarks_align_celeba.txt": [f"p{k}" for k in range(10)],
+              "list_attr_celeba.txt": [f"attr{k}" for k in range(40)]}
+    for file, header in tables.items():
+        width = len(header) - (file == "list_bbox_celeba.txt")
+        rows = "".join(f"{a} " + " ".join("1" for _ in range(width)) + "\n" for a in names)
+        (folder / file).write_text(f"{n}\n" + " ".join(header) + "\n" + rows)
 
 
 def test_image_folder_labels_come_from_class_subfolders(tmp_path):
@@ -144,7 +153,7 @@ def test_celeba_is_read_from_its_partition_and_centre_cropped_to_64(tmp_path):
     write_celeba(tmp_path)
     data = open_data("celeba", root=tmp_path, download=False)
     assert data.image_shape == (3, 64, 64)
-    assert data.train_images.shape[0] == 4 and data.test_images.shape[0] == 1  # validation left out
+    assert data.train_images.shape[0] == 4 and data.test_images.shape[0] == 2  # validation left out
     assert data.train_labels is None
     assert open_data("celeba", root=tmp_path, download=False, image_size=32).image_shape == (3, 32, 32)
 
@@ -241,3 +250,29 @@ def test_a_worker_decoding_error_reaches_the_user_as_one_line(tmp_path):
     with pytest.raises(DatasetError) as error:
         list(batches)
     assert "\n" not in str(error.value) and "cannot be read" in str(error.value)
+
+
+def test_tiny_copies_are_what_torchvisions_own_readers_read(tmp_path, monkeypatch):
+    """torchvision's classes, with only their MD5 checks switched off, read the same images and
+    labels from the tiny copies as pyrovae does: the copies are in torchvision's format."""
+    import torchvision.datasets as tv
+
+    for cls in (tv.CIFAR10, tv.SVHN, tv.CelebA):
+        monkeypatch.setattr(cls, "_check_integrity", lambda self: True)
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *args: True)
+    write_cifar10(tmp_path)
+    ours = open_data("cifar10", root=tmp_path, download=False)
+    theirs = tv.CIFAR10(str(tmp_path), train=True)
+    np.testing.assert_allclose(ours.train_images.numpy(), theirs.data.transpose(0, 3, 1, 2) / 255.0, atol=1e-6)
+    assert ours.train_labels.tolist() == theirs.targets
+    write_svhn(tmp_path)
+    ours = open_data("svhn", root=tmp_path, download=False)
+    theirs = tv.SVHN(str(tmp_path), split="test")
+    np.testing.assert_allclose(ours.test_images.numpy(), theirs.data / 255.0, atol=1e-6)
+    assert ours.test_labels.tolist() == theirs.labels.tolist()
+    write_celeba(tmp_path)
+    from pyrovae.data.vision_sets import celeba_files
+
+    train, test = celeba_files(tmp_path, download=False, image_size=64)
+    assert [p.rsplit("/", 1)[-1] for p in train.paths] == list(tv.CelebA(str(tmp_path), split="train", target_type=[]).filename)
+    assert [p.rsplit("/", 1)[-1] for p in test.paths] == list(tv.CelebA(str(tmp_path), split="test", target_type=[]).filename)

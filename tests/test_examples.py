@@ -29,6 +29,7 @@ EXAMPLES = {
     # saving, loading and Predictive (pyrovae.save / pyrovae.load)
     "save_load_predict.py": "same: True",
     "disentanglement.py": "MIG",  # factors
+    "colour_images.py": "bits/dim",  # issue 22: conv nets from the shape, 8-bit likelihood
     "own_images.py": "inputs above their reconstructions",  # data sources: a folder of images
     "autoencoder.py": "decodes of the ex-post mixture",  # plain and denoising autoencoders
 }

@@ -163,7 +163,8 @@ class TrainConfig:
         if self.channels is not None:
             channels = (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
             if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-                raise ConfigError(f"--channels must be one or more positive widths, e.g. 32,64,128, got {self.channels}")
+                raise ConfigError(f"--channels must be one or more positive widths, e.g. 32,64,128, "
+                                  f"got {self.channels}")
             object.__setattr__(self, "channels", channels)
         if self.res_blocks < 0:
             raise ConfigError(f"--res-blocks must be 0 or more, got {self.res_blocks}")

@@ -63,6 +63,10 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         images = binarize_once(images, seed=config.seed)
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
+    if getattr(vae.likelihood, "discrete", False):  # 8-bit: tens of outputs per value; bound a pass's memory (issue 22)
+        per_pass = max(1, 8_000_000 // vae.likelihood.outputs_per_point)
+        batch_size = min(batch_size, per_pass)
+        chunk_size = chunk_size or max(1, per_pass // batch_size)
     figures = evaluate_vae(vae, images, labels=None if labels is None else labels.to(torch_device),
                            num_samples=num_samples, batch_size=batch_size, chunk_size=chunk_size,
                            progress=progress)

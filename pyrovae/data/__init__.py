@@ -3,6 +3,8 @@
 from pyrovae.data.batches import InMemoryBatches, binarize_once, dynamic_binarize
 from pyrovae.data.shapes import Factor, GeneratedShapes, colour_shapes, dsprites
 from pyrovae.data.datasets import DATASET_NAMES, DatasetError, ImageData, from_arrays, load_dataset, load_npz
+from pyrovae.data.sources import StreamedData, open_data
+from pyrovae.data.streaming import StreamingImages
 
 __all__ = [
     "DATASET_NAMES",
@@ -11,6 +13,8 @@ __all__ = [
     "GeneratedShapes",
     "ImageData",
     "InMemoryBatches",
+    "StreamedData",
+    "StreamingImages",
     "binarize_once",
     "colour_shapes",
     "dsprites",
@@ -18,4 +22,5 @@ __all__ = [
     "from_arrays",
     "load_dataset",
     "load_npz",
+    "open_data",
 ]
