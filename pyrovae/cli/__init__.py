@@ -58,8 +58,8 @@ HELP = {
     "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
     "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
     # Networks and likelihoods for any image shape.
-    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128 (default: 32, 64, ... down to a map "
-                "of at most 8x8)",
+    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128; not given: 32, 64, ... as many as "
+                "bring the image down to a map of at most 8x8",
     "res_blocks": "conv: residual blocks at the smallest feature map",
     "logistic_components": "logistic-mixture likelihoods: mixture components per sub-pixel (or pixel)",
 }
