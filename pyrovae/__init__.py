@@ -29,6 +29,8 @@ from pyrovae.priors import (
 from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
+# Saving and loading a model, architecture included.
+from pyrovae.io import load, save
 
 # Images of any shape: 8-bit likelihoods (issue 22).
 from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
@@ -74,6 +76,9 @@ __all__ = [
     "InputError",
     "NonFiniteError",
     "TrainingInterrupted",
+    # saving and loading
+    "save",
+    "load",
     # Images of any shape: 8-bit likelihoods (issue 22).
     "CategoricalLikelihood",
     "DiscretizedLogisticMixtureLikelihood",

@@ -65,10 +65,17 @@ class TrainConfig:
     quadrants: int = 1
     baseline_epochs: int = 10
     is_samples: int = 20
+    # TensorBoard event files in <out>/tensorboard (pyrovae.plots.tensorboard); needs the tensorboard extra.
+    tensorboard: bool = False
     # Networks and likelihoods for any image shape (pyrovae.nn.conv, pyrovae.likelihoods.discrete).
     channels: tuple[int, ...] | None = None
     res_blocks: int = 0
     logistic_components: int = 5
+    # Data sources (pyrovae.data.sources): image folders, resizing, streaming.
+    image_size: int | None = None
+    grayscale: bool = False
+    stream: bool | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         self._check_network_shape()
@@ -116,6 +123,12 @@ class TrainConfig:
             raise ConfigError(f"--encoder-scale must be softplus or exp, got {self.encoder_scale!r}")
         if self.quadrants not in (1, 2, 3):
             raise ConfigError(f"--quadrants (visible quadrants) must be 1, 2 or 3, got {self.quadrants}")
+        if self.objective == "tcvae" and self.guide != "diagonal":  # factors
+            raise ConfigError(f"--objective tcvae estimates the total correlation from diagonal Normal posteriors; "
+                              f"--guide {self.guide} has none: use --guide diagonal")
+        if (self.image_size is not None and self.image_size < 1) or (self.workers is not None and self.workers < 0):
+            raise ConfigError(f"--image-size must be at least 1 and --workers at least 0, got {self.image_size} "
+                              f"and {self.workers}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
 

@@ -16,6 +16,7 @@ from pyrovae.infer.elbo import SyncFreeTrace_ELBO
 from pyrovae.guides.diagonal import DiagonalNormalEncoder, Encoder
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
 from pyrovae.infer.iwae import IWAE
+from pyrovae.infer.tcvae import BetaTCELBO
 from pyrovae.likelihoods.elementwise import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -107,7 +108,15 @@ OBJECTIVES: dict[str, Callable[[TrainConfig], Any]] = {
                                                max_plate_nesting=1),
     "iwae": lambda c: IWAE(num_particles=c.num_particles, max_plate_nesting=1),
     "dreg": lambda c: DReG(num_particles=c.num_particles, max_plate_nesting=1),
+    # factors: beta-TC-VAE, --beta weights the total correlation (kl_weight below keeps the KL at 1).
+    "tcvae": lambda c: BetaTCELBO(beta=c.beta, num_particles=c.num_particles, max_plate_nesting=1),
 }
+
+
+def kl_weight(config: TrainConfig) -> float:
+    """The trainer's weight on the whole KL: ``--beta``, except for objectives that weight a part
+    of it themselves (``tcvae`` weights the total correlation and keeps the KL at 1)."""
+    return 1.0 if config.objective == "tcvae" else config.beta
 
 
 def _lookup(table: dict[str, Any], name: str, option: str) -> Any:
@@ -173,5 +182,5 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-__all__ = ["NETWORKS", "LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
-           "build_eval_objective", "needs_enumeration", "pick_device", "EIGHT_BIT_LIKELIHOODS"]
+__all__ = ["NETWORKS", "LIKELIHOODS", "EIGHT_BIT_LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae",
+           "build_objective", "build_eval_objective", "needs_enumeration", "pick_device", "kl_weight"]
