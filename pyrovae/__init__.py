@@ -35,6 +35,11 @@ from pyrovae.io import load, save
 # Images of any shape: 8-bit likelihoods (issue 22).
 from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
 
+# autoencoders and denoising as swaps of parts (docs/autoencoders.md)
+from pyrovae.guides import CorruptedInput, DeltaEncoder, GaussianNoise, MaskingNoise
+from pyrovae.models.autoencoder import autoencoder, fit_ex_post_mixture
+from pyrovae.priors import FlatPrior
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -83,3 +88,5 @@ __all__ = [
     "CategoricalLikelihood",
     "DiscretizedLogisticMixtureLikelihood",
 ]
+__all__ += ["DeltaEncoder", "FlatPrior", "CorruptedInput", "GaussianNoise", "MaskingNoise", "autoencoder",
+            "fit_ex_post_mixture"]  # autoencoders and denoising

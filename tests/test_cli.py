@@ -123,7 +123,7 @@ def test_train_cvae_writes_conditional_nll(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--model", "m2", "--labels", "15"], "multiple of 10"),
     (["--model", "cvae", "--quadrants", "4"], "1, 2 or 3"),
-    (["--model", "gan"], "vae, m2 or cvae"),
+    (["--model", "gan"], "vae, ae, m2 or cvae"),
 ])
 def test_semisupervised_flags_are_checked(tmp_path, capsys, flags, message):
     assert main(["train", "--out", str(tmp_path / "x"), *flags, *M2_SMALL]) == 2

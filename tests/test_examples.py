@@ -30,6 +30,7 @@ EXAMPLES = {
     "save_load_predict.py": "same: True",
     "disentanglement.py": "MIG",  # factors
     "own_images.py": "inputs above their reconstructions",  # data sources: a folder of images
+    "autoencoder.py": "decodes of the ex-post mixture",  # plain and denoising autoencoders
     "colour_images.py": "bits/dim",  # issue 22: conv nets from the shape, 8-bit likelihood
 }
 

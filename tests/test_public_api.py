@@ -35,23 +35,14 @@ LAYERS = {
     "likelihoods": 2, "guides": 2, "priors": 2,
     "models": 3,
     "infer": 4, "fast": 4,
-    "train": 5, "clustering": 5, "plots": 5, "io": 5,
+    "train": 5, "clustering": 5, "factors": 5, "plots": 5, "io": 5,
     "cli": 6, "__init__": 7, "__main__": 7,
 }
 
 #: Imports against the direction found when this test was written (module -> imported module).
 #: Each is to be removed by the engineer who owns the module; a new one fails the test.
 KNOWN_VIOLATIONS = {
-    ("pyrovae.nn.nets", "pyrovae.fast"),
-    ("pyrovae.guides.diagonal", "pyrovae.fast"),
-    ("pyrovae.likelihoods.elementwise", "pyrovae.fast"),
     ("pyrovae.infer.evaluation", "pyrovae.clustering.accuracy"),
-    ("pyrovae.nn.nets", "pyrovae.fast.compiled"),
-    ("pyrovae.guides.diagonal", "pyrovae.fast.compiled"),
-    ("pyrovae.guides.diagonal", "pyrovae.fast.distributions"),
-    ("pyrovae.likelihoods.elementwise", "pyrovae.fast.compiled"),
-    ("pyrovae.likelihoods.elementwise", "pyrovae.fast.distributions"),
-    ("pyrovae.priors.normal", "pyrovae.fast.distributions"),
     ("pyrovae.models.cvae_baseline", "pyrovae.train.trainer"),
 }
 

@@ -30,8 +30,9 @@ HELP = {
                   "logistic-mixture, logistic-mixture-rgb (channels coupled, PixelCNN++) or categorical "
                   "(256-way); evaluate then reports bits/dim",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
-             "gives clusters), vamp, flow or hierarchical",
-    "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
+             "gives clusters), vamp, flow, hierarchical or flat (no prior term, for --model ae)",
+    "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp); for --model ae, "
+                      "components of the ex-post mixture fitted to the codes for sampling",
     "pretrain_epochs": "gmm, gmm-enum: first train this many epochs as an autoencoder, then start the "
                        "mixture at an EM fit to the codes (VaDE's start; better clusters); 0: random start",
     "guide": "guide q(z|x): diagonal, iaf (inverse autoregressive flow), lowrank or fullcov",
@@ -57,7 +58,8 @@ HELP = {
                "compile once, then faster epochs on a CPU; pays off on long runs. Not given: on for "
                "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.train.trainer."
                "AUTO_COMPILE_STEPS; not m2, iwae, dreg or gmm-enum), off otherwise; --no-compile: always off",
-    "model": "vae, m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
+    "model": "vae, ae (autoencoder: point-mass guide; --prior flat for the plain reconstruction objective), "
+             "m2 (semi-supervised, Kingma et al. 2014) or cvae (quadrant completion, Sohn et al. 2015)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
     "validation_size": "m2/cvae: training images held out for validation",
     "alpha": "m2: weight of the classification loss on labelled images",
@@ -79,6 +81,10 @@ HELP = {
               "not given: stream folders, celeba and generated shapes whose float32 images exceed 1.5 GB "
               "(pyrovae.data.sources.IN_MEMORY_LIMIT_BYTES)",
     "workers": "DataLoader worker processes when streaming (not given: CPU cores - 1, 1 to 4)",
+    # autoencoders and denoising
+    "corrupt": "denoising: the guide reads inputs corrupted by gaussian:SCALE (added noise) or mask:FRACTION "
+               "(pixels set to 0) while the likelihood scores the clean ones; training only, evaluation reads "
+               "clean inputs (vae, ae, m2)",
 }
 
 

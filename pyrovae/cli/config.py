@@ -76,6 +76,8 @@ class TrainConfig:
     grayscale: bool = False
     stream: bool | None = None
     workers: int | None = None
+    # Denoising (pyrovae.guides.corrupted), for --model vae, ae and m2: NAME:VALUE, e.g. gaussian:0.3, mask:0.25.
+    corrupt: str | None = None
 
     def __post_init__(self) -> None:
         self._check_network_shape()
@@ -110,8 +112,8 @@ class TrainConfig:
             raise ConfigError(f"--pretrain-epochs starts a mixture prior from an autoencoder's codes; it needs "
                               f"--prior gmm or gmm-enum with --model vae, got --prior {self.prior} --model "
                               f"{self.model}: drop --pretrain-epochs or change the prior")
-        if self.model not in ("vae", "m2", "cvae"):
-            raise ConfigError(f"--model must be vae, m2 or cvae, got {self.model!r}")
+        if self.model not in ("vae", "ae", "m2", "cvae"):
+            raise ConfigError(f"--model must be vae, ae, m2 or cvae, got {self.model!r}")
         if self.labels < 1 or self.is_samples < 1 or self.baseline_epochs < 1:
             raise ConfigError("--labels, --is-samples and --baseline-epochs must be at least 1, got "
                               f"{self.labels}, {self.is_samples} and {self.baseline_epochs}")
@@ -129,6 +131,22 @@ class TrainConfig:
         if (self.image_size is not None and self.image_size < 1) or (self.workers is not None and self.workers < 0):
             raise ConfigError(f"--image-size must be at least 1 and --workers at least 0, got {self.image_size} "
                               f"and {self.workers}")
+        # autoencoders and denoising (pyrovae.cli.autoencoder)
+        if self.model == "ae" and (self.guide != "diagonal" or self.objective != "elbo"):
+            raise ConfigError(f"--model ae has its own point-mass guide and trains with --objective elbo; drop "
+                              f"--guide {self.guide} / --objective {self.objective}")
+        if self.model == "ae" and self.prior == "vamp":
+            raise ConfigError("--prior vamp mixes the guide's posteriors, which are point masses for --model ae; "
+                              "choose another --prior (flat: plain autoencoder, normal: code penalty)")
+        if self.prior == "flat" and self.model != "ae":
+            raise ConfigError(f"--prior flat is improper and gives no ELBO; use it with --model ae (a plain "
+                              f"autoencoder), not --model {self.model}")
+        if self.corrupt is not None:
+            if self.model == "cvae":
+                raise ConfigError("--corrupt applies to --model vae, ae and m2; drop it for --model cvae")
+            from pyrovae.cli.registry import build_corruption  # the one table of names
+
+            build_corruption(self.corrupt)
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
 

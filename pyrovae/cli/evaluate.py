@@ -19,6 +19,7 @@ from pyrovae.data.sources import canonical_dataset
 from pyrovae.data import binarize_once
 from pyrovae.infer.bits import bits_per_dim
 from pyrovae.infer.evaluation import evaluate_vae
+from pyrovae.train.checkpoint import load_checkpoint  # --model ae
 
 
 def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", limit: int | None = None,
@@ -38,6 +39,11 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if split not in ("test", "train"):
         raise ConfigError(f"--data must be test or train, got {split!r}")
+    if load_checkpoint(checkpoint)["config"].get("model") == "ae":  # no log-likelihood to estimate
+        from pyrovae.cli.autoencoder import evaluate_autoencoder
+
+        return evaluate_autoencoder(checkpoint, split=split, limit=limit, seed=seed, device=device,
+                                    overwrite=overwrite)
     folder = Path(checkpoint).parent
     stem = f"evaluation_{split}_k{num_samples}" + (f"_n{limit}" if limit else "")
     targets = {"json": folder / f"{stem}.json", "kl": folder / f"{stem}_kl_per_dimension.png",

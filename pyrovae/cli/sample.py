@@ -18,7 +18,7 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE,
     """Rebuild a trained VAE from its checkpoint alone (the config inside says how)."""
     payload = load_checkpoint(path, map_location=device)
     config = TrainConfig.from_dict(payload["config"], source=str(path))
-    if config.model != "vae":
+    if config.model not in ("vae", "ae"):
         raise CheckpointError(f"{path} holds a --model {config.model} run, not a plain VAE; "
                               "pyrovae sample draws from m2 checkpoints only, and a cvae run's "
                               "completions are in its samples.png")
@@ -32,6 +32,10 @@ def run_sample(checkpoint: str, num_samples: int, out: str | None, seed: int) ->
     payload = load_checkpoint(checkpoint)
     if payload.get("config", {}).get("model") == "m2":
         return _sample_m2(checkpoint, payload, num_samples, out, seed)
+    if payload.get("config", {}).get("model") == "ae":  # an autoencoder samples its ex-post mixture
+        from pyrovae.cli.autoencoder import sample_autoencoder
+
+        return sample_autoencoder(checkpoint, payload, num_samples, out, seed)
     vae, config = load_vae(checkpoint)
     pyro.set_rng_seed(seed)
     images = vae.sample(num_samples).clamp(0, 1)

@@ -29,6 +29,7 @@ from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 from pyrovae.plots.report import save_run_pictures
 from pyrovae.plots.tensorboard import TensorBoardLog, require_tensorboard
 from pyrovae.train.trainer import Trainer, TrainingRecord
+from pyrovae.cli import autoencoder  # --model ae
 
 #: Files whose presence means a folder already holds a run.
 RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME)
@@ -84,8 +85,8 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     (see :mod:`pyrovae.train.distributed`); only rank 0 writes outputs.
     """
     out = Path(config.out)
-    if config.tensorboard and config.model != "vae":  # TensorBoard: --model vae only
-        raise ConfigError(f"--tensorboard writes --model vae runs only; drop it for --model {config.model}")
+    if config.tensorboard and config.model not in ("vae", "ae"):  # TensorBoard: --model vae only
+        raise ConfigError(f"--tensorboard writes --model vae and ae runs only; drop it for --model {config.model}")
     if config.tensorboard:  # before anything is written
         require_tensorboard()
     if not resume:  # the checkpoint names its data by absolute path, found from any working directory
@@ -97,7 +98,7 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool = False
     try:
         if payload is not None:  # the same global batches on any number of processes
             config, parallel = continue_data_order(config, payload, parallel, device, out)
-        if config.model != "vae":
+        if config.model not in ("vae", "ae"):  # an autoencoder (ae) trains as a VAE does
             from pyrovae.cli.train_conditional import run_train_conditional
 
             if parallel is None or parallel.is_main:
@@ -168,6 +169,9 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
             f.write(json.dumps(figures) + "\n")
         if board is not None:  # TensorBoard
             board.epoch(figures)
+        if config.model == "ae":  # its objective is no ELBO: say what it is (pyrovae.cli.autoencoder)
+            tqdm.write(autoencoder.epoch_line(figures, config))
+            return
         tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  "
                    f"train ELBO {figures['train_elbo']:9.2f}  test ELBO {figures['test_elbo']:9.2f}  "
                    f"(recon {figures['test_recon']:8.2f}, KL {_shown_kl(figures['test_kl']):6.2f})  "
@@ -219,7 +223,11 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
         raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
     if not writes:
         return record
-    if len(data.image_shape) > 1:  # tabular rows (N, D) have no pictures but the curves
+    if config.model == "ae":  # generation from an autoencoder: a mixture fitted to its codes, in the checkpoint
+        mixture = autoencoder.finish_training(vae, train, saver, trainer, config, generator)
+        pictures = save_run_pictures(vae, test, data.test_labels, record.history, out,
+                                     sampler=lambda n: mixture.sample(n), sample_title="decodes of the ex-post mixture")
+    elif len(data.image_shape) > 1:  # tabular rows (N, D) have no pictures but the curves
         pictures = save_run_pictures(vae, test, data.test_labels, record.history, out)
     else:
         from pyrovae.plots.images import save_training_curves
@@ -228,6 +236,11 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
     if board is not None:  # TensorBoard
         board.pictures(pictures, step=trainer.epoch)
         board.close()
+    if config.model == "ae":
+        print(f"done in {record.seconds:.0f} s: test log p(x|f(x)) {record.last('test_recon'):.2f} nats per image "
+              f"(an autoencoder's reconstruction term, not a log-likelihood).\n"
+              f"Wrote {out / CHECKPOINT_NAME} (with the ex-post mixture), {metrics_path} and PNGs in {out}/")
+        return record
     print(f"done in {record.seconds:.0f} s: test ELBO {record.last('test_elbo'):.2f} nats per image.\n"
           f"Wrote {out / CHECKPOINT_NAME}, {metrics_path} and PNGs in {out}/")
     return record

@@ -1,8 +1,10 @@
 """Models: a prior, a likelihood and a guide put together as Pyro ``model``/``guide`` pairs."""
 
+from pyrovae.models.autoencoder import autoencoder, fit_ex_post_mixture
 from pyrovae.models.cvae import ConditionalVAE, conditional_nll
 from pyrovae.models.cvae_baseline import MaskedBaseline, fit_baseline
 from pyrovae.models.m2 import M2
 from pyrovae.models.vae import VAE
 
-__all__ = ["VAE", "M2", "ConditionalVAE", "conditional_nll", "MaskedBaseline", "fit_baseline"]
+__all__ = ["VAE", "M2", "ConditionalVAE", "conditional_nll", "MaskedBaseline", "fit_baseline", "autoencoder",
+           "fit_ex_post_mixture"]
