@@ -12,6 +12,7 @@ OPTIONAL_PAGES = {
     "autoencoders.md": "Autoencoders",
     "vq_vae.md": "VQ-VAE",
     "likelihoods.md": "Likelihoods",
+    "networks.md": "Networks and traversals",
     "data.md": "Data sources",
     "speed.md": "Speed",
     "factors.md": "Factors and disentanglement",

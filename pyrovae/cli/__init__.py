@@ -70,8 +70,8 @@ HELP = {
     "tensorboard": "also write the per-epoch figures and the pictures as TensorBoard event files in "
                    "<out>/tensorboard (needs pip install \"pyrovae[tensorboard]\")",
     # Networks and likelihoods for any image shape.
-    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128 (default: 32, 64, ... down to a map "
-                "of at most 8x8)",
+    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128; not given: 32, 64, ... as many as "
+                "bring the image down to a map of at most 8x8",
     "res_blocks": "conv: residual blocks at the smallest feature map",
     "logistic_components": "logistic-mixture likelihoods: mixture components per sub-pixel (or pixel)",
     # Data sources (pyrovae.data.sources)

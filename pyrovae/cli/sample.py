@@ -42,22 +42,22 @@ def run_sample(checkpoint: str, num_samples: int, out: str | None, seed: int) ->
     target = Path(out) if out else Path(checkpoint).with_name(f"samples_seed{seed}.png")
     plots.save_image_grid(images, target, title=f"{num_samples} samples from the prior")
     print(f"Wrote {target}")
-    _save_traversals(vae, config, target.with_name(f"traversals_seed{seed}.png"), seed)
+    _save_traversals(vae, config, target.with_name(f"traversals_seed{seed}.png"), seed, checkpoint)
     return target
 
 
-def _save_traversals(vae: VAE, config: TrainConfig, target: Path, seed: int) -> Path | None:
-    """Latent traversals of test image ``seed`` of the run's data (issue 22); the data set must
-    still be found, else a note on stderr says why the picture is missing."""
+def _save_traversals(vae: VAE, config: TrainConfig, target: Path, seed: int, checkpoint: str) -> Path | None:
+    """Latent traversals of test image ``seed`` (of the first 1,000) of the run's data (issue 22);
+    the data set must still be found, else a note on stderr says why the picture is missing."""
     import sys
 
-    from pyrovae.cli.train import _load_data
+    from pyrovae.cli.data import load_run_split
     from pyrovae.data import binarize_once
     from pyrovae.errors import PyrovaeError
     from pyrovae.plots.report import save_vae_traversals
 
     try:
-        images = _load_data(config).test_images
+        images, _ = load_run_split(config, "test", 1000, source=str(checkpoint))
     except (PyrovaeError, ValueError, OSError) as error:
         print(f"pyrovae: {target.name} not written: the run's data set could not be loaded ({error})",
               file=sys.stderr)

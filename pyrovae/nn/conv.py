@@ -43,7 +43,7 @@ def default_channels(height: int, width: int) -> tuple[int, ...]:
     64 -> 8 (three), 128 -> 8 (four), 16 -> 8 (one)."""
     widths: list[int] = []
     size = min(height, width)
-    while size > 8 and size >= 2:
+    while size > 8:
         widths.append(min(32 * 2 ** len(widths), 256))
         size //= 2
     return tuple(widths) or (32,)
