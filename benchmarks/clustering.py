@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     likelihood.init_output_bias(train)
     prior = GaussianMixturePrior(d, 10, enumerate=True)
     generator = torch.Generator().manual_seed(args.seed)
+    # After pretraining here, the random states go back to these, as a --load-pretrained run has
+    # them: --init umap from scratch then draws the same noise and batches as a run that loads the
+    # networks it made (only the networks can differ: threads, code version, compiled floats).
+    start_states = torch.get_rng_state(), generator.get_state()
     augment = random_affine(10.0, 0.1) if args.augment else None
     start = time.perf_counter()
 
@@ -161,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_pretrained is not None:
             args.save_pretrained.parent.mkdir(parents=True, exist_ok=True)
             torch.save(nets.state_dict(), args.save_pretrained)
+        torch.set_rng_state(start_states[0])
+        generator.set_state(start_states[1])
     corrupt.p = 0.0  # the training with the prior sees clean images, as in DEC and VaDE
     if args.init == "umap":
         codes = encode_in_chunks(vae, train)

@@ -14,7 +14,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import pyro
 import torch
 from pyro.infer import Trace_ELBO
 from pyro.poutine.messenger import Messenger

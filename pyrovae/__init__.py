@@ -29,11 +29,18 @@ from pyrovae.priors import (
 from pyrovae.fast.traced_loss import TracedLoss
 from pyrovae.train.trainer import Trainer, TrainingRecord
 from pyrovae.models.vae import VAE
+# Saving and loading a model, architecture included.
+from pyrovae.io import load, save
 from pyrovae.models.vqvae import VQVAE, VQVAE2  # discrete codes (VQ-VAE)
 from pyrovae.models.vq_builders import conv_vqvae, conv_vqvae2
 
 # Images of any shape: 8-bit likelihoods (issue 22).
 from pyrovae.likelihoods.discrete import CategoricalLikelihood, DiscretizedLogisticMixtureLikelihood
+
+# autoencoders and denoising as swaps of parts (docs/autoencoders.md)
+from pyrovae.guides import CorruptedInput, DeltaEncoder, GaussianNoise, MaskingNoise
+from pyrovae.models.autoencoder import autoencoder, fit_ex_post_mixture
+from pyrovae.priors import FlatPrior
 
 __version__ = "0.1.0"
 
@@ -76,6 +83,9 @@ __all__ = [
     "InputError",
     "NonFiniteError",
     "TrainingInterrupted",
+    # saving and loading
+    "save",
+    "load",
     # Images of any shape: 8-bit likelihoods (issue 22).
     "CategoricalLikelihood",
     "DiscretizedLogisticMixtureLikelihood",
@@ -85,3 +95,5 @@ __all__ = [
     "conv_vqvae",
     "conv_vqvae2",
 ]
+__all__ += ["DeltaEncoder", "FlatPrior", "CorruptedInput", "GaussianNoise", "MaskingNoise", "autoencoder",
+            "fit_ex_post_mixture"]  # autoencoders and denoising

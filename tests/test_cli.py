@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from pyrovae.train.checkpoint import load_checkpoint
 from pyrovae.cli import main
@@ -122,7 +123,7 @@ def test_train_cvae_writes_conditional_nll(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--model", "m2", "--labels", "15"], "multiple of 10"),
     (["--model", "cvae", "--quadrants", "4"], "1, 2 or 3"),
-    (["--model", "gan"], "vae, m2 or cvae"),
+    (["--model", "gan"], "vae, ae, m2 or cvae"),
 ])
 def test_semisupervised_flags_are_checked(tmp_path, capsys, flags, message):
     assert main(["train", "--out", str(tmp_path / "x"), *flags, *M2_SMALL]) == 2
@@ -130,14 +131,18 @@ def test_semisupervised_flags_are_checked(tmp_path, capsys, flags, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_resuming_a_semisupervised_run_is_refused_with_the_fix(tmp_path, capsys):
-    out = tmp_path / "m2"
-    assert main(["train", "--model", "m2", "--labels", "20", "--out", str(out), *M2_SMALL]) == 0
-    before = (out / "checkpoint.pt").read_bytes()
-    assert main(["train", "--resume", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--model vae runs only" in err[0] and "--overwrite" in err[0]
-    assert (out / "checkpoint.pt").read_bytes() == before
+@pytest.mark.parametrize("model_flags", [["--model", "m2", "--labels", "20"],
+                                         ["--model", "cvae", "--baseline-epochs", "1", "--is-samples", "2"]])
+def test_a_resumed_conditional_run_ends_where_an_uninterrupted_one_does(tmp_path, model_flags):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["train", *model_flags, "--out", str(whole), *M2_SMALL, "--epochs", "2"]) == 0
+    assert main(["train", *model_flags, "--out", str(cut), *M2_SMALL, "--epochs", "1"]) == 0
+    assert main(["train", "--resume", str(cut), "--epochs", "2"]) == 0
+    expected, got = load_checkpoint(whole / "checkpoint.pt"), load_checkpoint(cut / "checkpoint.pt")
+    assert got["step"] == expected["step"] and got["epoch"] == 2
+    for key, tensor in expected["model"].items():
+        assert torch.equal(tensor, got["model"][key]), key
+    assert [h["train_loss"] for h in got["history"]] == [h["train_loss"] for h in expected["history"]]
 
 
 @pytest.mark.parametrize("model_flags", [[], ["--model", "m2", "--labels", "20"]])

@@ -79,9 +79,10 @@ def test_inf_in_data(tmp_path, capsys):
 
 
 def test_data_of_wrong_shape(tmp_path, capsys):
-    line = run_cli(["train", "--dataset", npz(tmp_path, train_images=images().reshape(40, 64)),
+    # (40, 64) is tabular data since the data sources of issue 22; five axes are no known layout
+    line = run_cli(["train", "--dataset", npz(tmp_path, train_images=images().reshape(40, 1, 1, 8, 8)),
                     "--out", str(tmp_path / "o"), *TINY], capsys, tmp_path)
-    assert "must have shape (N, H, W) or (N, C, H, W), got (40, 64)" in line
+    assert "must have shape (N, D) (tabular), (N, H, W), (N, C, H, W) or (N, H, W, C), got (40, 1, 1, 8, 8)" in line
 
 
 def test_data_of_wrong_shape_for_the_network(tmp_path, capsys):

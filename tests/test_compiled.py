@@ -7,7 +7,6 @@ import torch
 from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, VAE
 from pyrovae.fast import compiled
 from pyrovae.infer.evaluation import log_likelihood
-from pyrovae.nn.nets import Softplus
 
 
 def small_vae() -> VAE:
@@ -61,10 +60,27 @@ def test_compile_friendly_softplus_matches_torch_to_float32_precision():
     assert (compiled_fn(x).double() - exact).abs().max() < 2e-7 + 1e-7 * exact.abs().max()
 
 
-def test_softplus_module_is_torch_softplus_outside_compiled_code():
-    x = torch.randn(3, 50) * 10
-    torch.testing.assert_close(Softplus()(x), torch.nn.Softplus()(x), rtol=0, atol=0)
-    torch.testing.assert_close(torch.compile(Softplus())(x), torch.nn.Softplus()(x), rtol=1e-6, atol=2e-7)
+def test_traced_softplus_is_rewritten_to_the_vectorizable_form():
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Softplus(), torch.nn.Linear(4, 2))
+    x = torch.randn(5, 3) * 10
+    graph = make_fx(lambda x: torch.nn.functional.softplus(net(x)))(x)
+    assert compiled.fuse_softplus(graph) == 2
+    assert not any(node.target is torch.ops.aten.softplus.default for node in graph.graph.nodes)
+    torch.testing.assert_close(graph(x), torch.nn.functional.softplus(net(x)), rtol=1e-6, atol=2e-7)
+
+
+def test_networks_are_compiled_only_inside_the_block(monkeypatch):
+    monkeypatch.setattr(compiled, "_failure", None)
+    calls = []
+    monkeypatch.setattr(compiled, "call", lambda fn, *args: calls.append(fn) or fn(*args))
+    vae, z = small_vae(), torch.randn(3, 2)
+    with compiled.compiled_kernels(module=vae), torch.no_grad():
+        vae.likelihood.net(z)
+        assert "forward" in vae.likelihood.net.__dict__
+    vae.likelihood.net(z)
+    assert len(calls) == 1 and "forward" not in vae.likelihood.net.__dict__  # the patch goes with the block
 
 
 def test_compiled_training_steps_match_the_eager_ones(monkeypatch):

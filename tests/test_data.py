@@ -122,7 +122,8 @@ def test_from_arrays_float_3d_tensor_and_explicit_test() -> None:
         ({"train_images": np.full((4, 5, 5), np.inf, dtype=np.float32)}, "infinite"),
         ({"train_images": np.full((4, 5, 5), 2.0, dtype=np.float32)}, "outside [0, 1]"),
         ({"train_images": np.full((4, 5, 5), -0.5, dtype=np.float32)}, "outside [0, 1]"),
-        ({"train_images": np.zeros((4, 5), dtype=np.float32)}, "(N, H, W)"),
+        ({"train_images": np.zeros((4,), dtype=np.float32)}, "(N, H, W)"),  # (N, D) is tabular data now
+        ({"train_images": np.zeros((4, 1, 1, 5, 5), dtype=np.float32)}, "(N, C, H, W)"),
         ({"train_images": np.zeros((4, 5, 5), dtype=np.int64)}, "uint8"),
         ({"train_images": np.zeros((4, 5, 5), dtype=np.uint8), "train_labels": np.zeros(3)}, "one label per image"),
         (

@@ -127,7 +127,10 @@ def test_categorical_starts_at_the_data_histogram(network: str) -> None:
     """With zero weights the decoder's output is its bias: after init_output_bias, the mean image is the data's."""
     shape = (1, 16, 16)
     out_shape = CategoricalLikelihood.output_shape(shape)
-    net = MLP(2, (8,), math.prod(out_shape)) if network == "mlp" else ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
+    if network == "mlp":
+        net = MLP(2, (8,), math.prod(out_shape))
+    else:
+        net = ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
     likelihood = CategoricalLikelihood(net, shape)
     x = torch.randint(0, 256, (50, *shape)).float() / 255
     assert likelihood.init_output_bias(x)
@@ -136,6 +139,33 @@ def test_categorical_starts_at_the_data_histogram(network: str) -> None:
     mean = likelihood.mean(torch.zeros(1, 2))[0]
     expected = x.mean(0) if network == "mlp" else x.mean().expand(shape)  # per sub-pixel, or per channel
     torch.testing.assert_close(mean, expected, atol=0.02, rtol=0)  # the one smoothing count pulls a little to 0.5
+
+
+@pytest.mark.parametrize("coupled", [False, True])
+@pytest.mark.parametrize("network", ["mlp", "conv"])
+def test_logistic_mixture_starts_at_the_data_quantiles(network: str, coupled: bool) -> None:
+    """With zero weights the decoder's output is its bias: after init_output_bias, component j's
+    centre is the data's (j + 1/2)/K quantile (per sub-pixel, or per channel), with equal weights."""
+    shape, k = (3, 4, 4), 2
+    out_shape = DiscretizedLogisticMixtureLikelihood.output_shape(shape, num_components=k, coupled=coupled)
+    if network == "mlp":
+        net = MLP(2, (8,), math.prod(out_shape))
+    else:
+        net = ConvDecoderNet(2, out_shape, channels=(4,), hidden=8)
+    likelihood = DiscretizedLogisticMixtureLikelihood(net, shape, num_components=k, coupled=coupled)
+    x = torch.randint(0, 256, (40, *shape)).float() / 255
+    assert likelihood.init_output_bias(x)
+    last = [m for m in net.modules() if hasattr(m, "weight")][-1]
+    torch.nn.init.zeros_(last.weight)
+    p = likelihood(torch.zeros(1, 2))
+    y = 2 * x - 1
+    if network == "conv":
+        y = y.transpose(0, 1).reshape(3, -1).T.reshape(-1, 3, 1, 1)
+    quantiles = torch.quantile(y, torch.tensor([0.25, 0.75]), dim=0).movedim(0, -1)  # (3, 4 or 1, 4 or 1, K)
+    torch.testing.assert_close(p.loc[0], quantiles.expand(3, 4, 4, k))
+    torch.testing.assert_close(p.logits, torch.zeros_like(p.logits))
+    if coupled:
+        torch.testing.assert_close(p.coeffs, torch.zeros_like(p.coeffs))
 
 
 def test_bits_per_dim_against_hand_values() -> None:

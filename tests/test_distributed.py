@@ -1,157 +1,47 @@
 """Data-parallel training: sharding, and 2 CPU processes (gloo) against one process on the same global batch.
 
-The 2-process checks run once per module (``torch.multiprocessing.start_processes``, forked,
-loopback only, a free port) and each rank saves what it saw; the tests below read those files.
+The 2-process checks run once per module, started by ``torchrun`` in a subprocess (fresh
+processes, loopback only: the tests do not depend on what ran before them in pytest's
+process); each rank runs ``distributed_worker.py`` and saves what it saw; the tests below
+read those files.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
+import signal
+import subprocess
+import sys
 
-import pyro
-import pyro.distributions as dist
 import pytest
 import torch
-import torch.multiprocessing as mp
-from torch import Tensor
+from distributed_models import EVENT, LATENT, MODELS, STOP_AT_STEP, STEPS, WORLD_SIZE, index_images, \
+    recording_transform, tiny_vae
 
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO
-
-from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, LearnedNormalPrior, Trainer
-from pyrovae.train.checkpoint import load_checkpoint
+from pyrovae import Trainer
 from pyrovae.cli import main
-from pyrovae.train.distributed import DataParallel, ShardedBatches, launched_by_torchrun
-from pyrovae.priors.mixture import GaussianMixturePrior
+from pyrovae.train.checkpoint import load_checkpoint
+from pyrovae.train.distributed import DataParallel, GlobalOrder, ShardedBatches, launched_by_torchrun
 
-WORLD_SIZE = 2
-LOCAL_BATCH = 4
-STEPS = 3
-LATENT = 2
-EVENT = (1, 3, 3)
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 
 
-class FixedNoiseNormal(dist.Normal):
-    """Normal whose reparameterised draw uses given standard-normal noise: ``loc + scale * eps``."""
-
-    def __init__(self, loc: Tensor, scale: Tensor, eps: Tensor) -> None:
-        super().__init__(loc, scale)
-        self.eps = eps
-
-    def expand(self, batch_shape: torch.Size, _instance=None) -> FixedNoiseNormal:
-        shape = torch.Size(batch_shape)
-        return FixedNoiseNormal(self.loc.expand(shape), self.scale.expand(shape), self.eps.expand(shape))
-
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        return self.loc + self.scale * self.eps
-
-
-class FixedNoiseEncoder(DiagonalNormalEncoder):
-    """q(z | x) drawing z with the noise in ``self.eps`` (set by the test), so two runs can share it."""
-
-    eps: Tensor
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:
-        loc, scale = self.loc_scale(x, context)
-        return FixedNoiseNormal(loc, scale, self.eps).to_event(1)
-
-
-def tiny_vae(seed: int, name: str = "vae", fixed_noise: bool = True, mixture: bool = False) -> VAE:
-    """A VAE on 3x3 images; ``mixture``: an enumerated 3-component Gaussian-mixture prior."""
-    torch.manual_seed(seed)
-    encoder = (FixedNoiseEncoder if fixed_noise else DiagonalNormalEncoder)(MLP(EVENT, (5,), 2 * LATENT), LATENT)
-    likelihood = BernoulliLikelihood(MLP(LATENT, (5,), 9), EVENT)
-    prior = GaussianMixturePrior(LATENT, 3, enumerate=True) if mixture else LearnedNormalPrior(LATENT)
-    return VAE(encoder, likelihood, prior, name=name)
-
-
-#: The models the gradient check runs on: name -> (tiny_vae keyword, training objective).
-MODELS = {
-    "normal": (False, Trace_ELBO),
-    "enumerated-mixture": (True, lambda: TraceEnum_ELBO(max_plate_nesting=1)),
-}
-
-
-def global_batches() -> tuple[Tensor, Tensor]:
-    """Per step, the global batch ``(STEPS, W * B, *EVENT)`` and its noise ``(STEPS, W * B, LATENT)``."""
-    generator = torch.Generator().manual_seed(123)
-    x = torch.bernoulli(torch.full((STEPS, WORLD_SIZE * LOCAL_BATCH, *EVENT), 0.4), generator=generator)
-    eps = torch.randn(STEPS, WORLD_SIZE * LOCAL_BATCH, LATENT, generator=generator)
-    return x, eps
-
-
-def compare_with_one_process(parallel: DataParallel, model: str) -> dict:
-    """``STEPS`` Adam steps on 2 ranks and in one process on the same global batches and noise.
-
-    Returns the largest gradient and parameter differences, the (local, single) losses per
-    step, and this rank's final parameters.
-    """
-    mixture, objective = MODELS[model]
-    rank = parallel.rank
-    # Each rank starts from different weights; DDP must broadcast rank 0's (seed 0).
-    vae = tiny_vae(seed=rank, name=f"{model}-ddp", mixture=mixture)
-    reference = tiny_vae(seed=0, name=f"{model}-single", mixture=mixture)
-    trainer = Trainer(vae, objective=objective(), parallel=parallel, lr=0.05, progress=False)
-    single = Trainer(reference, objective=objective(), lr=0.05, progress=False)
-    x, eps = global_batches()
-    local = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
-    grad_errors, loss_pairs = [], []
-    for step in range(STEPS):
-        reference.encoder.eps = eps[step]
-        vae.encoder.eps = eps[step, local]
-        loss_single = single.step(x[step])
-        loss_local = trainer.step(x[step, local])
-        loss_pairs.append((loss_local.item(), loss_single.item()))
-        grad_errors.append(max((p.grad - q.grad).abs().max().item() for p, q in
-                               zip(vae.parameters(), reference.parameters(), strict=True)))
-    param_error = max((p - q).abs().max().item() for p, q in
-                      zip(vae.parameters(), reference.parameters(), strict=True))
-    return {"grad_errors": grad_errors, "loss_pairs": loss_pairs, "param_error": param_error,
-            "params": {k: v.detach().clone() for k, v in vae.state_dict().items()}}
-
-
-def worker(rank: int, port: int, out: str) -> None:
-    """One rank: the gradient checks against a one-process reference, a short ``fit``, the CLI."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    pyro.enable_validation(True)
-    parallel = DataParallel.from_environment(seed=7)
-    try:
-        compared = {model: compare_with_one_process(parallel, model) for model in MODELS}
-        # A short fit with real sampling: 37 points, local batch 5, KL warm-up over 1.5 epochs.
-        pyro.set_rng_seed(100 + rank)
-        fit_vae = tiny_vae(seed=10 + rank, name="fit", fixed_noise=False)
-        data = torch.bernoulli(torch.full((37, *EVENT), 0.3), generator=torch.Generator().manual_seed(5))
-        fitter = Trainer(fit_vae, parallel=parallel, batch_size=5, warmup_epochs=1.5, progress=False)
-        record = fitter.fit(data, data[:11], epochs=2)
-        batches = parallel.batches(data, batch_size=5)
-        if parallel.is_main:
-            torch.save(fit_vae.state_dict(), os.path.join(out, "checkpoint.pt"))
-        # The command line, as torchrun would start it (this process group is reused, then closed).
-        cli_code = main(["train", "--out", os.path.join(out, "cli"), "--train-size", "201", "--epochs", "2",
-                         "--hidden", "16", "--batch-size", "50", "--no-progress"])
-        torch.save({"cli_code": cli_code, "compared": compared, "fit_params": fit_vae.state_dict(), "history": record.history,
-                    "steps": record.steps, "batches_per_epoch": len(batches)},
-                   os.path.join(out, f"rank{rank}.pt"))
-    finally:
-        parallel.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def torchrun(script: str, *args: str, nproc: int = WORLD_SIZE, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --standalone --nproc_per_node NPROC SCRIPT ARGS``, as a
+    user starts it: fresh processes, so nothing run before in this one can reach them."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               script, *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> tuple[list[dict], str]:
     out = str(tmp_path_factory.mktemp("ddp"))
-    # The first torch optimizer imports torch._dynamo (seconds); do it once here so that the
-    # forked ranks inherit it instead of each paying for it.
-    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-    mp.start_processes(worker, args=(free_port(), out), nprocs=WORLD_SIZE, start_method="fork")
+    done = torchrun(os.path.join(HERE, "distributed_worker.py"), out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return [torch.load(os.path.join(out, f"rank{r}.pt")) for r in range(WORLD_SIZE)], out
 
 
@@ -215,15 +105,90 @@ def test_checkpoint_of_two_processes_loads_and_evaluates_in_one(ranks):
 
 def test_command_line_under_torchrun_writes_once_and_its_checkpoint_samples_in_one_process(ranks):
     results, out = ranks
-    assert [r["cli_code"] for r in results] == [0, 0]
-    run = os.path.join(out, "cli")
+    assert [r["cli_codes"]["full"] for r in results] == [0, 0]
+    run = os.path.join(out, "full")
     assert [json.loads(line)["epoch"] for line in open(os.path.join(run, "metrics.jsonl"))] == [1, 2]
     payload = load_checkpoint(os.path.join(run, "checkpoint.pt"))
     assert payload["world_size"] == WORLD_SIZE and payload["epoch"] == 2
-    # 201 images over 2 ranks: shards of 101, batches of 50 -> 3 steps per epoch.
-    assert payload["step"] == 6
+    # 201 images over 2 ranks: shards of 101, batches of 20 -> 6 steps per epoch.
+    assert payload["step"] == 12
     assert not any(key.startswith("module.") for key in payload["model"])
     assert main(["sample", os.path.join(run, "checkpoint.pt"), "--num-samples", "4"]) == 0
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_that_step_with_exit_status_143(ranks):
+    results, _ = ranks
+    # Rank 1 alone received SIGTERM during step STOP_AT_STEP (epoch 2 of 6-step epochs).
+    assert [r["cli_codes"]["stopped"] for r in results] == [128 + signal.SIGTERM] * 2
+    assert results[0]["cli_codes"]["stopped_step"] == STOP_AT_STEP
+    assert results[0]["cli_codes"]["stopped_epoch"] == 1  # one whole epoch done, the second part-way
+
+
+def test_resume_after_the_stop_ends_with_the_uninterrupted_runs_parameters(ranks):
+    results, out = ranks
+    assert [r["cli_codes"]["resumed"] for r in results] == [0, 0]
+    full = load_checkpoint(os.path.join(out, "full", "checkpoint.pt"))
+    resumed = load_checkpoint(os.path.join(out, "stopped", "checkpoint.pt"))
+    assert resumed["step"] == full["step"] == 12
+    for key, value in full["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    for a, b in zip(full["history"], resumed["history"], strict=True):
+        assert a["test_elbo"] == b["test_elbo"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["m2", "cvae"])
+def test_m2_and_cvae_on_two_processes_have_the_loss_of_one_process_on_the_same_global_batches(ranks, model):
+    results, _ = ranks
+    one = results[0]["conditional"]["one"]
+    for result in results:
+        ranks_ = result["conditional"]["ranks"]
+        # Global batches of 40: M2's 360 unlabelled images (40 labelled), the CVAE's 400 images.
+        assert ranks_[f"{model}_steps"] == one[f"{model}_steps"] == {"m2": 9, "cvae": 10}[model]
+        assert ranks_[model]["train_loss"] == pytest.approx(one[model]["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("model", ["m2", "cvae"])
+def test_m2_and_cvae_train_under_torchrun_from_the_command_line(ranks, model):
+    results, out = ranks
+    assert [r["cli_codes"][model] for r in results] == [0, 0]
+    payload = load_checkpoint(os.path.join(out, model, "checkpoint.pt"))
+    assert payload["world_size"] == WORLD_SIZE and payload["sharded"] and payload["epoch"] == 1
+
+
+def test_a_non_finite_loss_on_one_rank_skips_the_step_on_every_rank_and_stops_all_alike(ranks):
+    results, _ = ranks
+    # Step 1 updates; steps 2 and 3 are NaN on rank 1 only: both ranks skip them, and stop after
+    # the second in a row (max_nonfinite_steps=2) with the same parameters.
+    assert [r["nonfinite"]["error_at"] for r in results] == [3, 3]
+    assert [r["nonfinite"]["skipped"] for r in results] == [2, 2]
+    assert torch.equal(results[0]["nonfinite"]["w"], results[1]["nonfinite"]["w"])
+    assert not torch.equal(results[0]["nonfinite"]["w"], torch.ones(3))  # step 1 did update
+
+
+def global_sequence(rank_batches: list[list[list[int]]]) -> list[list[int]]:
+    """Per step, the global batch the ranks saw together, in the epoch permutation's order
+    (rank ``r`` holds its positions ``r, r + W, ...``)."""
+    return [torch.tensor(batches).T.flatten().tolist() for batches in zip(*rank_batches, strict=True)]
+
+
+def test_a_two_process_run_resumed_in_one_process_continues_the_same_global_batches(ranks):
+    results, out = ranks
+    orders = [r["order"] for r in results]
+    assert [o["full_stopped_at"] for o in orders] == [None, None]
+    assert [o["stopped_stopped_at"] for o in orders] == [(STOP_AT_STEP, signal.SIGTERM)] * 2  # rank 1 asked alone
+    full = global_sequence([o["full"] for o in orders])
+    before = global_sequence([o["stopped"] for o in orders])
+    # 45 images, local batches of 4 on 2 ranks: shards of 23, 6 steps per epoch, 2 epochs.
+    assert len(full) == 12 and before == full[:STOP_AT_STEP]
+    after: list[list[int]] = []
+    trainer = Trainer(tiny_vae(seed=0, name="one-process", fixed_noise=False), parallel=GlobalOrder(seed=7),
+                      batch_size=2 * 4, progress=False, transform=recording_transform(after))
+    trainer.load_state_dict(torch.load(os.path.join(out, "order_state.pt")))
+    trainer.fit(index_images(45), epochs=2 - trainer.epoch)
+    assert after[:-1] == full[STOP_AT_STEP:-1]
+    # The epoch's last, partial global batch: two processes pad it with the permutation's first image.
+    assert full[-1][:-1] == after[-1] and len(after[-1]) == 45 - 5 * 8
 
 
 # -- sharding alone, no processes ---------------------------------------------------------------
@@ -241,8 +206,8 @@ def test_shards_are_equal_disjoint_and_cover_the_epoch(n, world, drop_last):
     assert len({len(shard) for shard in shards}) == 1
     assert [len(b[0]) for b in shards[0]] == [len(b[0]) for b in shards[-1]]
     seen = torch.cat(rows)
-    if drop_last:
-        assert len(seen) == (n // world) * world and len(set(seen.tolist())) == len(seen)
+    if drop_last:  # full batches only, from the permutation cut to a multiple of the world size
+        assert len(seen) == (n // world) // 2 * 2 * world and len(set(seen.tolist())) == len(seen)
     else:
         assert set(seen.tolist()) == set(range(n)) and len(seen) - n < world
 
@@ -290,3 +255,58 @@ def test_iterating_from_a_later_batch_gives_the_rest_of_the_epoch():
     whole = [b[0] for b in shard]
     assert torch.equal(torch.cat(whole), order)
     assert [b[0].tolist() for b in shard.iterate(order, start=2)] == [b.tolist() for b in whole[2:]]
+
+
+def test_the_command_line_resumes_a_two_process_run_in_one_process_with_the_global_batch(ranks):
+    _, out = ranks
+    run = os.path.join(out, "full")
+    assert main(["train", "--resume", run, "--epochs", "3", "--no-progress"]) == 0
+    payload = load_checkpoint(os.path.join(run, "checkpoint.pt"))
+    # One process takes the global batch of 2 x 20: 201 images -> 6 steps, as the two ranks took.
+    assert payload["config"]["batch_size"] == 40 and payload["world_size"] == 1 and payload["sharded"]
+    assert payload["step"] == 18 and payload["epoch"] == 3
+
+
+class FakeGroup:
+    """Stands for a process group of ``world_size`` ranks in the resume-planning checks."""
+
+    def __init__(self, world_size: int) -> None:
+        self.world_size = world_size
+
+
+@pytest.mark.parametrize("saved, now, local", [(2, 1, 40), (2, 4, 10), (1, 1, 20), (4, 2, 40), (1, 2, 10)])
+def test_a_resumed_run_keeps_its_global_batch_on_any_number_of_processes(saved, now, local):
+    from pyrovae.cli.config import TrainConfig
+    from pyrovae.cli.resume import continue_data_order
+
+    config = TrainConfig(batch_size=20)
+    payload = {"world_size": saved, "sharded": True}
+    resumed, parallel = continue_data_order(config, payload, None if now == 1 else FakeGroup(now),
+                                            torch.device("cpu"), "run")
+    assert resumed.batch_size * now == config.batch_size * saved and resumed.batch_size == local
+    assert parallel.world_size == now
+
+
+def test_resuming_refuses_an_uneven_global_batch_and_a_one_process_run_under_torchrun():
+    from pyrovae.cli.config import ConfigError, TrainConfig
+    from pyrovae.cli.resume import continue_data_order
+
+    with pytest.raises(ConfigError, match="cannot share evenly"):
+        continue_data_order(TrainConfig(batch_size=20), {"world_size": 2, "sharded": True}, FakeGroup(3),
+                            torch.device("cpu"), "run")
+    with pytest.raises(ConfigError, match="without torchrun"):
+        continue_data_order(TrainConfig(batch_size=20), {"world_size": 1}, FakeGroup(2), torch.device("cpu"), "run")
+
+
+def test_streamed_batches_arrive_on_their_device_one_per_step_from_any_start():
+    # The "meta" device stands for a GPU here: the same path (gather on the CPU, send, transform there).
+    data, labels = torch.arange(46.0).reshape(23, 2), torch.arange(23)
+    devices = []
+    shard = ShardedBatches(data, labels, batch_size=3, rank=1, world_size=2, seed=2, device="meta",
+                           transform=lambda x: devices.append(x.device) or x)
+    shard.set_epoch(1)
+    order = shard.permutation()
+    assert order.device.type == "cpu"  # the order indexes the data where they are
+    batches = list(shard.iterate(order))
+    assert [tuple(b[0].shape) for b in batches] == [(3, 2)] * 4 and all(b[1].device.type == "meta" for b in batches)
+    assert len(list(shard.iterate(order, start=3))) == 1 and devices and {d.type for d in devices} == {"meta"}

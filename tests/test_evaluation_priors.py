@@ -6,7 +6,7 @@ import torch
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, IAFEncoder
 from pyrovae.infer.dreg import DReG
-from pyrovae.infer.evaluation import evaluate_vae, log_likelihood, marginal_model
+from pyrovae.infer.evaluation import evaluate_vae, log_likelihood
 from pyrovae.infer.iwae import IWAE
 from pyrovae.priors import FlowPrior, GaussianMixturePrior, HierarchicalPrior, StandardNormalPrior
 
@@ -29,7 +29,7 @@ def test_enumerated_mixture_is_scored_in_marginal_form_and_matches_the_marginali
     marginalized.load_state_dict(enumerated.state_dict())
     x = _data()
     pyro.set_rng_seed(1)
-    a = log_likelihood(marginal_model(enumerated), enumerated.guide, x, num_samples=64)
+    a = log_likelihood(enumerated.marginal_model, enumerated.guide, x, num_samples=64)
     pyro.set_rng_seed(1)
     b = log_likelihood(marginalized.model, marginalized.guide, x, num_samples=64)
     torch.testing.assert_close(a, b)

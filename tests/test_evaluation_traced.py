@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from pyrovae import MLP, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, VAE
 from pyrovae.fast import compiled, onednn
 from pyrovae.infer import evaluation
-from pyrovae.infer.evaluation import log_likelihood, marginal_model
+from pyrovae.infer.evaluation import log_likelihood
 from pyrovae.fast.distributions import _bernoulli_image_log_prob
 from pyrovae.infer.importance import guess_max_plate_nesting
 from pyrovae.fast.traced_loss import TracedLoss, trace_loss
@@ -41,7 +41,7 @@ def test_traced_importance_weights_are_the_eager_ones(prior, guide):
     vae = build_vae(prior, guide).eval()
     x, _ = toy_data(6)
     context = context_for(prior, 6)
-    model = marginal_model(vae) if prior == "gmm_enum" else vae.model
+    model = vae.marginal_model if prior == "gmm_enum" else vae.model
     pair = evaluation._LogWeights(model, vae.guide, guess_max_plate_nesting(model, vae.guide, x, context))
     pair.num_particles = 7
     assert pair.owners is not None  # bound methods and marginal_model both name their module

@@ -21,11 +21,17 @@ EXAMPLES = {
     "flow_guide.py": "IAF guide",
     "resumable_svi.py": "resumed run equals the straight run: True",
     "ddp_vae.py": "images per step",
+    "ddp_m2.py": "test accuracy",  # issue 27: M2 under torchrun, with the agreed stop
     "semisupervised_m2.py": "test accuracy",
     "stacked_m1_m2.py": "test accuracy of M1+M2",
     "conditional_vae.py": "test conditional NLL",
     "traced_loss.py": "steps ran as a traced graph: True",
+    # saving, loading and Predictive (pyrovae.save / pyrovae.load)
+    "save_load_predict.py": "same: True",
+    "disentanglement.py": "MIG",  # factors
     "colour_images.py": "bits/dim",  # issue 22: conv nets from the shape, 8-bit likelihood
+    "own_images.py": "inputs above their reconstructions",  # data sources: a folder of images
+    "autoencoder.py": "decodes of the ex-post mixture",  # plain and denoising autoencoders
     "vq_vae.py": "from the PixelCNN prior",  # VQ-VAE (pyrovae.models.vqvae)
 }
 

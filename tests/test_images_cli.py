@@ -77,3 +77,24 @@ def test_an_8bit_likelihood_refuses_data_off_the_8bit_grid(tmp_path, capsys):
     assert main(["train", "--dataset", str(path), "--likelihood", "categorical", "--out", str(tmp_path / "o"),
                  *TINY]) == 2
     assert "values k/255 for whole k in 0..255" in capsys.readouterr().err
+
+
+def test_a_conv_checkpoint_from_before_the_new_settings_rebuilds_the_same_nets():
+    """A stored config without channels/res_blocks (the 28x28 conv of earlier releases, head of
+    --hidden 400) builds the two stages of 32 and 64 it was trained with."""
+    stored = {k: v for k, v in TrainConfig(network="conv").to_dict().items()
+              if k not in ("channels", "res_blocks", "logistic_components")}
+    vae = build_vae(TrainConfig.from_dict(stored), (1, 28, 28))
+    shapes = {k: tuple(v.shape) for k, v in vae.encoder.net.state_dict().items()}
+    assert shapes["conv.0.weight"] == (32, 1, 4, 4) and shapes["conv.2.weight"] == (64, 32, 4, 4)
+    assert shapes["head.1.weight"] == (400, 64 * 7 * 7)
+
+
+def test_widths_from_a_toml_list_or_a_flag_become_tuples(tmp_path):
+    config = TrainConfig.from_dict({"channels": [8, 16], "hidden": [32, 16], "res_blocks": 2})
+    assert config.channels == (8, 16) and config.hidden == (32, 16) and config.hidden_sizes == (32, 16)
+    assert TrainConfig(hidden=(400,)).hidden == 400  # one width stays an int, as stored before lists
+    with pytest.raises(ValueError, match="--channels must be one or more positive widths"):
+        TrainConfig(channels=(8, 0))
+    with pytest.raises(ValueError, match="--model m2 takes one width"):
+        TrainConfig(hidden=(8, 8), model="m2")

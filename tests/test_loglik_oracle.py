@@ -7,7 +7,7 @@ import torch
 from pyro.infer import Trace_ELBO
 from ppca_oracle import exact_log_px, ppca_vae, random_problem, standard_error_of_log_mean
 
-from pyrovae.infer.evaluation import log_likelihood, marginal_model
+from pyrovae.infer.evaluation import log_likelihood
 from pyrovae.infer.importance import log_importance_weights
 from pyrovae.infer.iwae import IWAE
 
@@ -92,5 +92,5 @@ def test_marginal_model_matches_the_model_for_a_plain_prior():
     pyro.set_rng_seed(5)
     a = log_likelihood(vae.model, vae.guide, x, num_samples=50)
     pyro.set_rng_seed(5)
-    b = log_likelihood(marginal_model(vae), vae.guide, x, num_samples=50)
+    b = log_likelihood(vae.marginal_model, vae.guide, x, num_samples=50)
     torch.testing.assert_close(a, b)

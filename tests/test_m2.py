@@ -158,7 +158,7 @@ def test_proportional_labelled_weight_is_the_labelled_share():
     trainer = SemiSupervisedTrainer(tiny_m2(), batch_size=64, labelled_batch_size=6, progress=False,
                                     labelled_weight="proportional")
     trainer.fit(split, epochs=1)
-    assert trainer._weight == pytest.approx(6 / split.unlabelled_images.shape[0])
+    assert trainer.loss.labelled_weight == pytest.approx(6 / split.unlabelled_images.shape[0])
     with pytest.raises(ValueError, match="proportional"):
         SemiSupervisedTrainer(tiny_m2(), labelled_weight=0)
 
@@ -173,7 +173,7 @@ def test_labelled_every_adds_the_labelled_loss_on_every_nth_step_only():
     trainer.loss.labelled = lambda x, y: calls.append(trainer.record.steps) or labelled(x, y)
     record = trainer.fit(split, epochs=1)
     assert record.steps == 8 and calls == [0, 3, 6]
-    assert record.last("train_labelled_loss") > 0  # the mean over the steps that had labels
+    assert record.last("train_loss") > 0
     with pytest.raises(ValueError, match="labelled_every"):
         SemiSupervisedTrainer(tiny_m2(), labelled_every=0)
 

@@ -123,3 +123,36 @@ def test_a_model_invalid_before_any_update_still_raises():
     trainer = Trainer(vae, model=vae.model, guide=guide, progress=False)
     with pytest.raises(ValueError, match="found invalid values"):
         trainer.fit(torch.rand(32, 1, 8, 8), epochs=1)
+
+
+def test_m2_training_skips_non_finite_steps_and_stops_after_too_many():
+    """M2 trains in the same loop: the same guard skips, counts and stops."""
+    from pyrovae import NormalLikelihood
+    from pyrovae.data.semisupervised import split_labelled
+    from pyrovae.models import M2
+    from pyrovae.train.semisupervised import SemiSupervisedTrainer
+
+    decoder = Poisonable(MLP(2 + 3, [8], 4))
+    m2 = M2(MLP(4, (8,), 3), DiagonalNormalEncoder(MLP(4 + 3, (8,), 4), 2, context_dim=3),
+            NormalLikelihood(decoder, (4,), scale=0.5), 3)
+    labels = torch.arange(3).repeat(40)
+    split = split_labelled(torch.randn(120, 4), labels, num_labelled=6, num_validation=0, seed=0)
+    calls = iter(range(10**6))
+
+    def transform(batch):  # two batches a step (labelled, then unlabelled): poison by step
+        decoder.poison = next(calls) // 2 in bad
+        return batch
+
+    bad = {1, 3}
+    trainer = SemiSupervisedTrainer(m2, batch_size=16, labelled_batch_size=6, progress=False, transform=transform,
+                                    generator=torch.Generator().manual_seed(0))
+    original = trainer.module.accuracy
+    trainer.module.accuracy = lambda *a: (setattr(decoder, "poison", False), original(*a))[1]
+    record = trainer.fit(split, epochs=1)  # 114 unlabelled images: 8 steps
+    assert record.history[0]["skipped_steps"] == 2
+    assert all(torch.isfinite(p).all() for p in m2.parameters())
+    assert {int(s["step"]) for s in trainer.optimizer.state.values()} == {8 - 2}
+    bad = set(range(10, 10**6))
+    with pytest.raises(NonFiniteError, match="3 steps in a row"):
+        trainer.guard.max_consecutive = 3
+        trainer.fit(split, epochs=5)

@@ -81,13 +81,21 @@ def test_svi_with_pyro_optim_registers_every_call_and_trains():
     assert len(store.keys()) == len(list(vae.parameters()))
 
 
-def test_without_registration_skips_pyro_module_only_inside_the_block():
+def test_registered_once_skips_pyro_module_only_inside_the_block():
+    from pyrovae.fast.steps import registered_once
+
     vae, x = tiny_vae(), data()
-    with vae.without_registration():
-        with vae.without_registration():  # nests
+    with registered_once(vae, register=False):
+        with registered_once(vae):  # nests: the outer block decides
             Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
         Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
     assert len(pyro.get_param_store().keys()) == 0
+    assert "register_params" not in vae.__dict__  # the patch is gone with the block
+    with registered_once(vae):
+        assert len(pyro.get_param_store().keys()) == len(list(vae.parameters()))
+        pyro.clear_param_store()
+        Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
+        assert len(pyro.get_param_store().keys()) == 0
     Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
     assert len(pyro.get_param_store().keys()) == len(list(vae.parameters()))
 

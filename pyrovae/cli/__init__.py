@@ -9,8 +9,14 @@ from dataclasses import MISSING, fields
 from pyrovae.cli.config import ConfigError, TrainConfig, read_toml
 
 HELP = {
-    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist or kmnist",
-    "data_root": "folder holding torchvision's <NAME>/raw files (downloaded there if missing)",
+    "dataset": "mnist-small (bundled, no network), mnist, fashion-mnist, kmnist, cifar10, svhn, celeba "
+               "(torchvision, downloaded into --data-root), dsprites or colour-shapes (drawn on the spot), a folder "
+               "of PNG/JPEG images (class subfolders become labels) or an .npz file with train_images and "
+               "optionally test_images, train_labels, test_labels: images (N,C,H,W), (N,H,W,C) or (N,H,W), uint8 "
+               "0..255 or float in [0,1], or tabular rows (N,D) (--network mlp only); without test_images 10%% is "
+               "held out. See docs/data.md",
+    "data_root": "folder holding torchvision's data sets (<NAME>/raw, cifar-10-batches-py, train_32x32.mat, "
+                 "celeba/; downloaded there if missing)",
     "download": "let torchvision download a missing data set",
     "train_size": "use only the first N training images",
     "binarize": "dynamic binarization: draw pixels as Bernoulli(grey value) every epoch",
@@ -24,20 +30,22 @@ HELP = {
                   "logistic-mixture, logistic-mixture-rgb (channels coupled, PixelCNN++) or categorical "
                   "(256-way); evaluate then reports bits/dim",
     "prior": "prior p(z): normal, learned, gmm (marginalized mixture), gmm-enum (enumerated component, "
-             "gives clusters), vamp, flow or hierarchical",
-    "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp)",
+             "gives clusters), vamp, flow, hierarchical or flat (no prior term, for --model ae)",
+    "num_components": "mixture components (gmm, gmm-enum) or pseudo-inputs (vamp); for --model ae, "
+                      "components of the ex-post mixture fitted to the codes for sampling",
     "pretrain_epochs": "gmm, gmm-enum: first train this many epochs as an autoencoder, then start the "
                        "mixture at an EM fit to the codes (VaDE's start; better clusters); 0: random start",
     "guide": "guide q(z|x): diagonal, iaf (inverse autoregressive flow), lowrank or fullcov",
     "num_flows": "flow layers of the iaf guide and the flow prior",
     "rank": "rank of the lowrank guide's covariance factor",
     "objective": "elbo (Trace_ELBO), meanfield (TraceMeanField_ELBO, analytic KL), iwae (importance-"
-                 "weighted bound) or dreg (IWAE bound, doubly-reparameterized gradients)",
+                 "weighted bound) or dreg (IWAE bound, doubly-reparameterized gradients)"
+                 ", or tcvae (beta-TC-VAE: --beta weights the total correlation, not the whole KL)",
     "num_particles": "samples per data point in the ELBO/IWAE estimate (vectorized)",
     "epochs": "passes over the training data",
     "batch_size": "images per step",
     "lr": "Adam learning rate",
-    "beta": "weight of the KL term (beta-VAE); 1 is the ELBO",
+    "beta": "weight of the KL term (beta-VAE); 1 is the ELBO; with --objective tcvae the weight of the total correlation",
     "warmup_epochs": "epochs of linear KL warm-up from 0 to beta",
     "seed": "random seed",
     "device": "auto, cpu, cuda or mps",
@@ -50,7 +58,8 @@ HELP = {
                "compile once, then faster epochs on a CPU; pays off on long runs. Not given: on for "
                "runs of 5,000 steps or more on a CPU with the default ELBO (pyrovae.train.trainer."
                "AUTO_COMPILE_STEPS; not m2, iwae, dreg or gmm-enum), off otherwise; --no-compile: always off",
-    "model": "vae, m2 (semi-supervised, Kingma et al. 2014), cvae (quadrant completion, Sohn et al. 2015), "
+    "model": "vae, ae (autoencoder: point-mass guide; --prior flat for the plain reconstruction objective), "
+             "m2 (semi-supervised, Kingma et al. 2014), cvae (quadrant completion, Sohn et al. 2015), "
              "vqvae or vqvae2 (discrete codes, van den Oord et al. 2017, Razavi et al. 2019)",
     "labels": "m2: number of labelled training images, class-balanced (a multiple of the classes)",
     "validation_size": "m2/cvae: training images held out for validation",
@@ -58,9 +67,12 @@ HELP = {
     "quadrants": "cvae: visible quadrants, 1, 2 or 3; the rest is predicted",
     "baseline_epochs": "cvae: maximum epochs of the supervised baseline (early stopping, patience 3)",
     "is_samples": "cvae: importance samples per image for the conditional NLL each epoch",
+    # TensorBoard (pyrovae.plots.tensorboard)
+    "tensorboard": "also write the per-epoch figures and the pictures as TensorBoard event files in "
+                   "<out>/tensorboard (needs pip install \"pyrovae[tensorboard]\")",
     # Networks and likelihoods for any image shape.
-    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128 (default: 32, 64, ... down to a map "
-                "of at most 8x8)",
+    "channels": "conv: widths of the stride-2 stages, e.g. 32,64,128; not given: 32, 64, ... as many as "
+                "bring the image down to a map of at most 8x8",
     "res_blocks": "conv: residual blocks at the smallest feature map",
     # VQ-VAE and VQ-VAE-2 (--model vqvae / vqvae2).
     "codebook_size": "vqvae/vqvae2: codes in each codebook, K (at least 2)",
@@ -72,6 +84,17 @@ HELP = {
     "commitment": "vqvae/vqvae2: weight beta of the commitment term, summed over latent elements",
     "restart_after": "vqvae/vqvae2: restart a code unused for this many steps at an encoder output (0: never)",
     "logistic_components": "logistic-mixture likelihoods: mixture components per sub-pixel (or pixel)",
+    # Data sources (pyrovae.data.sources)
+    "image_size": "image folders and celeba: resize the shorter side to N and centre-crop NxN (celeba: 64)",
+    "grayscale": "image folders: read the images as one grey channel",
+    "stream": "read training images batch by batch through a DataLoader instead of holding them in memory; "
+              "not given: stream folders, celeba and generated shapes whose float32 images exceed 1.5 GB "
+              "(pyrovae.data.sources.IN_MEMORY_LIMIT_BYTES)",
+    "workers": "DataLoader worker processes when streaming (not given: CPU cores - 1, 1 to 4)",
+    # autoencoders and denoising
+    "corrupt": "denoising: the guide reads inputs corrupted by gaussian:SCALE (added noise) or mask:FRACTION "
+               "(pixels set to 0) while the likelihood scores the clean ones; training only, evaluation reads "
+               "clean inputs (vae, ae, m2)",
 }
 
 
@@ -80,7 +103,7 @@ def _widths(text: str) -> int | tuple[int, ...]:
     try:
         widths = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, e.g. 32,64,128, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, e.g. 32,64,128, got {text!r}") from None
     return widths[0] if len(widths) == 1 else widths
 
 
@@ -90,6 +113,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
+        if f.name == "out":  # a new run's folder is named after its model (config_from_args)
+            default = "runs/<model>"
         kind = f.type if isinstance(f.type, type) else None
         type_names = str(f.type)
         if type_names in ("bool", "bool | None") or kind is bool:
@@ -144,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's files")
+    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                          help="show a progress bar (default: True)")
+    # factors: disentanglement on data with known factors, instead of the log-likelihood
+    evaluate.add_argument("--factors", action="store_true",
+                          help="measure disentanglement against the data's known factors (MIG, DCI; needs a model "
+                               "trained on --dataset dsprites or colour-shapes) instead of log p(x); --num-samples "
+                               "is then the number of draws of the mutual-information estimate")
+    evaluate.add_argument("--mi-estimator", choices=["sampled", "binned"], default="sampled",
+                          help="--factors: sampled (Chen et al. 2018, from q(z|x) draws) or binned (posterior "
+                               "means in 20 bins) mutual information (default: sampled)")
+    evaluate.add_argument("--dataset", default=None, metavar="PATH",  # data sources: a moved .npz or folder
+                          help="where the checkpoint's .npz file or image folder is now, if it moved")
     return parser
 
 
@@ -162,6 +199,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if args.overwrite:
             raise ConfigError("--resume and --overwrite exclude each other: continue the run, or replace it")
         return resume_config(args.resume, values)
+    values.setdefault("out", f"runs/{values.get('model', 'vae')}")  # a new run's folder is named after its model
     return TrainConfig.from_dict(values, source=args.config or "flags")
 
 
@@ -183,11 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.num_samples < 1:
                 raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
             run_sample(args.checkpoint, args.num_samples, args.out, args.seed)
+        elif args.command == "evaluate" and args.factors:  # factors
+            from pyrovae.cli.evaluate_factors import run_evaluate_factors
+
+            run_evaluate_factors(args.checkpoint, split=args.data, limit=args.limit, seed=args.seed,
+                                 device=args.device, overwrite=args.overwrite, estimator=args.mi_estimator,
+                                 num_samples=args.num_samples)
         elif args.command == "evaluate":
             from pyrovae.cli.evaluate import run_evaluate
 
             run_evaluate(args.checkpoint, num_samples=args.num_samples, split=args.data, limit=args.limit,
-                         seed=args.seed, device=args.device, overwrite=args.overwrite)
+                         seed=args.seed, device=args.device, overwrite=args.overwrite, dataset=args.dataset,
+                         progress=args.progress)
     except TrainingInterrupted as e:
         print(f"pyrovae: {e}", file=sys.stderr)
         return e.exit_code

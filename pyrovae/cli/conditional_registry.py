@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 from pyrovae.cli.config import ConfigError, TrainConfig
-from pyrovae.cli.registry import LIKELIHOODS, PRIORS, _lookup
+from pyrovae.cli.registry import LIKELIHOODS, PRIORS, _lookup, build_corruption
+from pyrovae.guides.corrupted import CorruptedInput
 from pyrovae.guides.diagonal import DiagonalNormalEncoder
 from pyrovae.likelihoods.elementwise import BernoulliLikelihood
 from pyrovae.nn import MLP
@@ -28,6 +29,8 @@ def build_m2(config: TrainConfig, image_shape: Shape, num_classes: int) -> M2:
     likelihood = _lookup(LIKELIHOODS, config.likelihood, "--likelihood")(
         MLP(d + k, [h], pixels, config.activation), tuple(image_shape))
     prior = _lookup(PRIORS, config.prior, "--prior")(config, encoder, tuple(image_shape))
+    if config.corrupt:  # denoising: q(z | x, y) reads a corrupted x; the classifier q(y | x) the clean one
+        encoder = CorruptedInput(encoder, build_corruption(config.corrupt))
     return M2(MLP(image_shape, [h], k, config.activation), encoder, likelihood, k, prior=prior,
               alpha=config.alpha)
 

@@ -68,10 +68,19 @@ class TrainConfig:
     quadrants: int = 1
     baseline_epochs: int = 10
     is_samples: int = 20
+    # TensorBoard event files in <out>/tensorboard (pyrovae.plots.tensorboard); needs the tensorboard extra.
+    tensorboard: bool = False
     # Networks and likelihoods for any image shape (pyrovae.nn.conv, pyrovae.likelihoods.discrete).
     channels: tuple[int, ...] | None = None
     res_blocks: int = 0
     logistic_components: int = 5
+    # Data sources (pyrovae.data.sources): image folders, resizing, streaming.
+    image_size: int | None = None
+    grayscale: bool = False
+    stream: bool | None = None
+    workers: int | None = None
+    # Denoising (pyrovae.guides.corrupted), for --model vae, ae and m2: NAME:VALUE, e.g. gaussian:0.3, mask:0.25.
+    corrupt: str | None = None
     # VQ-VAE and VQ-VAE-2 (pyrovae.models.vqvae); ignored by the other models.
     codebook_size: int = 256
     code_dim: int = 16
@@ -114,8 +123,8 @@ class TrainConfig:
             raise ConfigError(f"--pretrain-epochs starts a mixture prior from an autoencoder's codes; it needs "
                               f"--prior gmm or gmm-enum with --model vae, got --prior {self.prior} --model "
                               f"{self.model}: drop --pretrain-epochs or change the prior")
-        if self.model not in ("vae", "m2", "cvae", *VQ_MODELS):
-            raise ConfigError(f"--model must be vae, m2 or cvae, or vqvae/vqvae2 for discrete codes, got {self.model!r}")
+        if self.model not in ("vae", "ae", "m2", "cvae", *VQ_MODELS):
+            raise ConfigError(f"--model must be vae, ae, m2 or cvae, or vqvae/vqvae2 for discrete codes, got {self.model!r}")
         self._check_vq()
         if self.labels < 1 or self.is_samples < 1 or self.baseline_epochs < 1:
             raise ConfigError("--labels, --is-samples and --baseline-epochs must be at least 1, got "
@@ -128,6 +137,28 @@ class TrainConfig:
             raise ConfigError(f"--encoder-scale must be softplus or exp, got {self.encoder_scale!r}")
         if self.quadrants not in (1, 2, 3):
             raise ConfigError(f"--quadrants (visible quadrants) must be 1, 2 or 3, got {self.quadrants}")
+        if self.objective == "tcvae" and self.guide != "diagonal":  # factors
+            raise ConfigError(f"--objective tcvae estimates the total correlation from diagonal Normal posteriors; "
+                              f"--guide {self.guide} has none: use --guide diagonal")
+        if (self.image_size is not None and self.image_size < 1) or (self.workers is not None and self.workers < 0):
+            raise ConfigError(f"--image-size must be at least 1 and --workers at least 0, got {self.image_size} "
+                              f"and {self.workers}")
+        # autoencoders and denoising (pyrovae.cli.autoencoder)
+        if self.model == "ae" and (self.guide != "diagonal" or self.objective != "elbo"):
+            raise ConfigError(f"--model ae has its own point-mass guide and trains with --objective elbo; drop "
+                              f"--guide {self.guide} / --objective {self.objective}")
+        if self.model == "ae" and self.prior == "vamp":
+            raise ConfigError("--prior vamp mixes the guide's posteriors, which are point masses for --model ae; "
+                              "choose another --prior (flat: plain autoencoder, normal: code penalty)")
+        if self.prior == "flat" and self.model != "ae":
+            raise ConfigError(f"--prior flat is improper and gives no ELBO; use it with --model ae (a plain "
+                              f"autoencoder), not --model {self.model}")
+        if self.corrupt is not None:
+            if self.model == "cvae":
+                raise ConfigError("--corrupt applies to --model vae, ae and m2; drop it for --model cvae")
+            from pyrovae.cli.registry import build_corruption  # the one table of names
+
+            build_corruption(self.corrupt)
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}")
 
@@ -144,7 +175,8 @@ class TrainConfig:
         if self.channels is not None:
             channels = (self.channels,) if isinstance(self.channels, int) else tuple(self.channels)
             if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-                raise ConfigError(f"--channels must be one or more positive widths, e.g. 32,64,128, got {self.channels}")
+                raise ConfigError(f"--channels must be one or more positive widths, e.g. 32,64,128, "
+                                  f"got {self.channels}")
             object.__setattr__(self, "channels", channels)
         if self.res_blocks < 0:
             raise ConfigError(f"--res-blocks must be 0 or more, got {self.res_blocks}")

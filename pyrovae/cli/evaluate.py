@@ -14,19 +14,24 @@ from pyrovae.plots import images as plots
 from pyrovae.cli.config import VQ_MODELS, ConfigError
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
-from pyrovae.data import binarize_once, load_dataset
+from pyrovae.cli.data import load_run_split
+from pyrovae.data.sources import canonical_dataset
+from pyrovae.data import binarize_once
 from pyrovae.infer.bits import bits_per_dim
 from pyrovae.infer.evaluation import evaluate_vae
+from pyrovae.train.checkpoint import load_checkpoint  # --model ae
 
 
 def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", limit: int | None = None,
                  seed: int = 0, device: str = "auto", overwrite: bool = False,
-                 batch_size: int = 100, chunk_size: int | None = None) -> dict[str, Any]:
+                 batch_size: int = 100, chunk_size: int | None = None, progress: bool = True,
+                 dataset: str | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint and write ``evaluation_<split>_k<num_samples>.json`` and PNGs beside it.
 
     The data are the checkpoint's own data set, binarized once with the run's seed when the run
     trained on dynamically binarized images (the protocol of ANCHORS.md). Existing evaluation
-    files are kept unless ``overwrite``; the checkpoint is only read.
+    files are kept unless ``overwrite``; the checkpoint is only read. ``dataset`` points at the
+    run's ``.npz`` file or image folder when it has moved since training.
     """
     if num_samples < 1:
         raise ConfigError(f"--num-samples must be at least 1, got {num_samples}")
@@ -34,6 +39,11 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if split not in ("test", "train"):
         raise ConfigError(f"--data must be test or train, got {split!r}")
+    if load_checkpoint(checkpoint)["config"].get("model") == "ae":  # no log-likelihood to estimate
+        from pyrovae.cli.autoencoder import evaluate_autoencoder
+
+        return evaluate_autoencoder(checkpoint, split=split, limit=limit, seed=seed, device=device,
+                                    overwrite=overwrite)
     folder = Path(checkpoint).parent
     stem = f"evaluation_{split}_k{num_samples}" + (f"_n{limit}" if limit else "")
     targets = {"json": folder / f"{stem}.json", "kl": folder / f"{stem}_kl_per_dimension.png",
@@ -45,10 +55,9 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
     torch_device = pick_device(device)
     pyro.clear_param_store()  # the model registers itself under its name; start from a clean store
     vae, config = load_vae(checkpoint, torch_device)
-    data = load_dataset(config.dataset, root=config.data_root, download=config.download)
-    images = (data.test_images if split == "test" else data.train_images)[:limit]
-    labels = (data.test_labels if split == "test" else data.train_labels)
-    labels = labels[:limit] if labels is not None else None
+    if dataset is not None:  # the run's data file or folder moved
+        config = config.replace(dataset=canonical_dataset(dataset))
+    images, labels = load_run_split(config, split, limit, source=str(checkpoint))  # as train resolved it
     images = images.to(torch_device)
     if config.binarize:
         images = binarize_once(images, seed=config.seed)
@@ -58,9 +67,13 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
         return evaluate_vq(vae, config, images, folder, split, limit, overwrite, checkpoint)
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
+    if getattr(vae.likelihood, "discrete", False):  # 8-bit: tens of outputs per value; bound a pass's memory (issue 22)
+        per_pass = max(1, 8_000_000 // vae.likelihood.outputs_per_point)
+        batch_size = min(batch_size, per_pass)
+        chunk_size = chunk_size or max(1, per_pass // batch_size)
     figures = evaluate_vae(vae, images, labels=None if labels is None else labels.to(torch_device),
                            num_samples=num_samples, batch_size=batch_size, chunk_size=chunk_size,
-                           progress=True)
+                           progress=progress)
     figures.update(checkpoint=str(checkpoint), split=split, seed=seed, binarized=config.binarize,
                    seconds=round(time.perf_counter() - start, 1), device=str(torch_device))
     if getattr(vae.likelihood, "discrete", False):  # a mass function over 8-bit values: bits/dim (issue 22)

@@ -16,6 +16,7 @@ from pyrovae.infer.elbo import SyncFreeTrace_ELBO
 from pyrovae.guides.diagonal import DiagonalNormalEncoder, Encoder
 from pyrovae.guides import FullCovarianceNormalEncoder, IAFEncoder, LowRankNormalEncoder
 from pyrovae.infer.iwae import IWAE
+from pyrovae.infer.tcvae import BetaTCELBO
 from pyrovae.likelihoods.elementwise import (
     BernoulliLikelihood,
     ContinuousBernoulliLikelihood,
@@ -35,6 +36,10 @@ from pyrovae.priors import (
     VampPrior,
 )
 from pyrovae.models.vae import VAE
+# autoencoders and denoising (pyrovae.models.autoencoder, pyrovae.guides.corrupted)
+from pyrovae.guides.corrupted import CorruptedInput, GaussianNoise, MaskingNoise
+from pyrovae.guides.delta import DeltaEncoder
+from pyrovae.priors.flat import FlatPrior
 from pyrovae.cli.config import VQ_MODELS  # VQ-VAE (pyrovae.models.vq_builders)
 from pyrovae.models.vq_builders import conv_vqvae, conv_vqvae2
 
@@ -86,6 +91,7 @@ PRIORS: dict[str, Callable[[TrainConfig, nn.Module, Shape], Prior]] = {
     "flow": lambda c, encoder, shape: FlowPrior(c.latent_dim, num_layers=c.num_flows),
     "hierarchical": lambda c, encoder, shape: HierarchicalPrior(c.latent_dim, top_dim=max(1, c.latent_dim // 2),
                                                                 hidden=(c.hidden_sizes[0] // 4,)),
+    "flat": lambda c, encoder, shape: FlatPrior(c.latent_dim),  # no code penalty: the plain autoencoder
 }
 
 #: name -> (network output size, encoder class taking (net, config)) for the guide q(z | x)
@@ -109,7 +115,39 @@ OBJECTIVES: dict[str, Callable[[TrainConfig], Any]] = {
                                                max_plate_nesting=1),
     "iwae": lambda c: IWAE(num_particles=c.num_particles, max_plate_nesting=1),
     "dreg": lambda c: DReG(num_particles=c.num_particles, max_plate_nesting=1),
+    # factors: beta-TC-VAE, --beta weights the total correlation (kl_weight below keeps the KL at 1).
+    "tcvae": lambda c: BetaTCELBO(beta=c.beta, num_particles=c.num_particles, max_plate_nesting=1),
 }
+
+
+def kl_weight(config: TrainConfig) -> float:
+    """The trainer's weight on the whole KL: ``--beta``, except for objectives that weight a part
+    of it themselves (``tcvae`` weights the total correlation and keeps the KL at 1)."""
+    return 1.0 if config.objective == "tcvae" else config.beta
+
+
+#: --model ae: the point-mass guide q(z | x) = delta(f(x)), in the form of a GUIDES entry
+AUTOENCODER_GUIDE = (lambda c: c.latent_dim, lambda net, c: DeltaEncoder(net, c.latent_dim))
+
+#: --corrupt NAME:VALUE -> the corruption the guide's input goes through in training
+CORRUPTIONS: dict[str, Callable[[float], nn.Module]] = {
+    "gaussian": GaussianNoise,  # VALUE: standard deviation of additive noise
+    "mask": MaskingNoise,  # VALUE: fraction of pixels set to 0
+}
+
+
+def build_corruption(spec: str) -> nn.Module:
+    """The corruption ``--corrupt NAME:VALUE`` names, e.g. ``gaussian:0.3`` or ``mask:0.25``."""
+    name, _, value = spec.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"--corrupt must be NAME:VALUE, e.g. gaussian:0.3 or mask:0.25, got {spec!r}") from None
+    make = _lookup(CORRUPTIONS, name, "--corrupt kind")
+    try:
+        return make(number)
+    except ValueError as e:
+        raise ConfigError(f"--corrupt {spec}: {e}") from None
 
 
 def _lookup(table: dict[str, Any], name: str, option: str) -> Any:
@@ -132,12 +170,16 @@ def build_vae(config: TrainConfig, image_shape: Shape) -> VAE:
         make_likelihood = lambda net, shape: make_eight_bit(net, shape, config)  # noqa: E731
     make_prior = _lookup(PRIORS, config.prior, "--prior")
     guide_size, make_guide = _lookup(GUIDES, config.guide, "--guide")
+    if config.model == "ae":  # an autoencoder is a VAE with a point-mass guide
+        guide_size, make_guide = AUTOENCODER_GUIDE
     if config.network == "conv":
         check_image_shape(image_shape)
     encoder_net, decoder_net = make_nets(config, tuple(image_shape), guide_size(config), out_shape)
     encoder = make_guide(encoder_net, config)
     likelihood = make_likelihood(decoder_net, tuple(image_shape))
     prior = make_prior(config, encoder, tuple(image_shape))
+    if config.corrupt:  # denoising: the guide reads a corrupted input (the prior keeps the plain encoder)
+        encoder = CorruptedInput(encoder, build_corruption(config.corrupt))
     return VAE(encoder, likelihood, prior)
 
 
@@ -195,5 +237,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-__all__ = ["VQ_BUILDERS", "build_vq", "NETWORKS", "LIKELIHOODS", "EIGHT_BIT_LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae", "build_objective",
-           "build_eval_objective", "needs_enumeration", "pick_device"]
+__all__ = ["NETWORKS", "LIKELIHOODS", "EIGHT_BIT_LIKELIHOODS", "PRIORS", "GUIDES", "OBJECTIVES", "build_vae",
+           "build_objective", "build_eval_objective", "needs_enumeration", "pick_device", "kl_weight",
+           "CORRUPTIONS", "build_corruption", "VQ_BUILDERS", "build_vq"]

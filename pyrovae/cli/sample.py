@@ -18,7 +18,7 @@ def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[VAE,
     """Rebuild a trained VAE from its checkpoint alone (the config inside says how)."""
     payload = load_checkpoint(path, map_location=device)
     config = TrainConfig.from_dict(payload["config"], source=str(path))
-    if config.model not in ("vae", *VQ_MODELS):
+    if config.model not in ("vae", "ae", *VQ_MODELS):
         raise CheckpointError(f"{path} holds a --model {config.model} run, not a plain VAE; "
                               "pyrovae sample draws from m2 checkpoints only, and a cvae run's "
                               "completions are in its samples.png")
@@ -32,28 +32,32 @@ def run_sample(checkpoint: str, num_samples: int, out: str | None, seed: int) ->
     payload = load_checkpoint(checkpoint)
     if payload.get("config", {}).get("model") == "m2":
         return _sample_m2(checkpoint, payload, num_samples, out, seed)
+    if payload.get("config", {}).get("model") == "ae":  # an autoencoder samples its ex-post mixture
+        from pyrovae.cli.autoencoder import sample_autoencoder
+
+        return sample_autoencoder(checkpoint, payload, num_samples, out, seed)
     vae, config = load_vae(checkpoint)
     pyro.set_rng_seed(seed)
     images = vae.sample(num_samples).clamp(0, 1)
     target = Path(out) if out else Path(checkpoint).with_name(f"samples_seed{seed}.png")
     plots.save_image_grid(images, target, title=f"{num_samples} samples from the prior")
     print(f"Wrote {target}")
-    _save_traversals(vae, config, target.with_name(f"traversals_seed{seed}.png"), seed)
+    _save_traversals(vae, config, target.with_name(f"traversals_seed{seed}.png"), seed, checkpoint)
     return target
 
 
-def _save_traversals(vae: VAE, config: TrainConfig, target: Path, seed: int) -> Path | None:
-    """Latent traversals of test image ``seed`` of the run's data (issue 22); the data set must
-    still be found, else a note on stderr says why the picture is missing."""
+def _save_traversals(vae: VAE, config: TrainConfig, target: Path, seed: int, checkpoint: str) -> Path | None:
+    """Latent traversals of test image ``seed`` (of the first 1,000) of the run's data (issue 22);
+    the data set must still be found, else a note on stderr says why the picture is missing."""
     import sys
 
-    from pyrovae.cli.train import _load_data
+    from pyrovae.cli.data import load_run_split
     from pyrovae.data import binarize_once
     from pyrovae.errors import PyrovaeError
     from pyrovae.plots.report import save_vae_traversals
 
     try:
-        images = _load_data(config).test_images
+        images, _ = load_run_split(config, "test", 1000, source=str(checkpoint))
     except (PyrovaeError, ValueError, OSError) as error:
         print(f"pyrovae: {target.name} not written: the run's data set could not be loaded ({error})",
               file=sys.stderr)

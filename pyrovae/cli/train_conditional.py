@@ -1,9 +1,16 @@
 """``pyrovae train --model m2`` and ``--model cvae``: the same outputs as the plain VAE command
-(checkpoint, metrics.jsonl, PNGs) plus accuracy (M2) or conditional NLL (CVAE) per epoch."""
+(checkpoint, metrics.jsonl, PNGs) plus accuracy (M2) or conditional NLL (CVAE) per epoch.
+
+Both train in :class:`~pyrovae.Trainer`'s loop, so they share the VAE command's checkpoints every
+``--checkpoint-every`` steps, ``--resume``, the non-finite guard and the clean stop on SIGINT or
+SIGTERM (exit code 130 or 143 after a checkpoint), and both train under ``torchrun``: each process
+takes its share of every global batch (M2: of the labelled and of the unlabelled images alike),
+and only rank 0 writes outputs."""
 
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +20,10 @@ import torch
 from tqdm.auto import tqdm
 
 from pyrovae.plots import images as plots
-from pyrovae.train.checkpoint import save_checkpoint
+from pyrovae.errors import NonFiniteError, TrainingInterrupted
+from pyrovae.train.checkpoint import CheckpointEvery, load_module_state, restore_training
+from pyrovae.train.distributed import RankSeeds
+from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.cli.conditional_registry import build_cvae, build_m2
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import pick_device
@@ -26,28 +36,72 @@ from pyrovae.plots.semisupervised import save_analogies, save_class_samples, sav
 from pyrovae.train.trainer import Trainer, TrainingRecord
 
 
-def _epoch_logger(config: TrainConfig, out: Path, model: torch.nn.Module, image_shape: Any,
-                  extra: dict[str, Any], line: Callable[[dict[str, float]], str]) -> Callable:
-    """Callback appending each epoch's figures to metrics.jsonl and writing the checkpoint."""
-    metrics_path = out / METRICS_NAME
-    metrics_path.write_text("")
+def _epoch_logger(config: TrainConfig, saver: CheckpointEvery, metrics_path: Path,
+                  line: Callable[[dict[str, float]], str]) -> Callable:
+    """Callback writing the checkpoint and appending each epoch's figures to metrics.jsonl."""
 
-    def log_epoch(trainer: Any, figures: dict[str, float]) -> None:
+    def log_epoch(trainer: Trainer, figures: dict[str, float]) -> None:
+        saver.save(trainer)
         with metrics_path.open("a") as f:
             f.write(json.dumps(figures) + "\n")
-        save_checkpoint(out / CHECKPOINT_NAME, {
-            "config": config.to_dict(), "image_shape": list(image_shape), "model": model.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(), "epoch": trainer.epoch,
-            "step": trainer.record.steps, "history": trainer.record.history, **extra,
-        })
-        tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  {line(figures)}  {figures['seconds']:.1f} s")
+        tqdm.write(f"epoch {figures['epoch']:>3}/{config.epochs}  {line(figures)}  {figures['seconds']:.1f} s"
+                   + (f"  skipped {figures['skipped_steps']} non-finite steps" if figures.get("skipped_steps") else ""))
 
     return log_epoch
 
 
-def run_train_conditional(config: TrainConfig, out: Path) -> TrainingRecord:
-    """Train ``config.model`` (``m2`` or ``cvae``) and write every output into ``out``."""
-    device = pick_device(config.device)
+def _callbacks(config: TrainConfig, parallel: Any, saver: CheckpointEvery,
+               on_epoch: list[Callable]) -> tuple[dict[str, list[Callable]], RankSeeds | None]:
+    """The trainer's callbacks: ``on_epoch`` and the step checkpoints on the writing process only,
+    and under ``torchrun`` every rank's reseeding (noise a function of seed, rank and step)."""
+    writes = parallel is None or parallel.is_main
+    seeds = None if parallel is None else RankSeeds(config.seed, parallel.rank)
+    callbacks = {"callbacks": (on_epoch if writes else []) + ([seeds.on_epoch] if seeds else []),
+                 "step_callbacks": ([saver.on_step] if writes else []) + ([seeds.on_step] if seeds else [])}
+    return callbacks, seeds
+
+
+def _fit(trainer: Trainer, saver: CheckpointEvery, out: Path, payload: dict[str, Any] | None,
+         fit: Callable[[int], TrainingRecord], epochs: int, seeds: RankSeeds | None = None) -> TrainingRecord:
+    """Restore ``payload`` (a run to resume) into ``trainer``, then ``fit(epochs left)`` with a
+    clean stop on SIGINT/SIGTERM: checkpoint, then :class:`TrainingInterrupted` naming ``--resume``."""
+    metrics_path = out / METRICS_NAME
+    parallel = trainer.parallel
+    writes = parallel is None or parallel.is_main
+    if payload is not None:
+        restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))
+        if writes:
+            # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
+            metrics_path.write_text("".join(json.dumps(f) + "\n" for f in trainer.record.history))
+            print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
+    elif writes:
+        metrics_path.write_text("")
+    if seeds is not None:
+        seeds.reseed(trainer.record.steps)
+    try:
+        with stop_on_signals(trainer):
+            return fit(epochs - trainer.epoch)
+    except TrainingInterrupted as stop:
+        if parallel is not None:  # every rank stopped here: save the ranks' mean running loss
+            trainer.position.loss_sum = parallel.mean(trainer.position.loss_sum).float()
+        if writes:
+            saver.save(trainer)
+        if parallel is not None:
+            parallel.barrier()  # no rank leaves (and torchrun stops the rest) before the checkpoint is written
+        name = signal.Signals(stop.signal_number).name
+        raise TrainingInterrupted(
+            f"{name} received: stopped at step {trainer.record.steps} (epoch {trainer.epoch + 1}) and saved "
+            f"{out / CHECKPOINT_NAME}; continue with: pyrovae train --resume {out}", stop.signal_number) from None
+    except NonFiniteError as error:
+        raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
+
+
+def run_train_conditional(config: TrainConfig, out: Path, payload: dict[str, Any] | None = None,
+                          parallel: Any | None = None) -> TrainingRecord:
+    """Train ``config.model`` (``m2`` or ``cvae``) and write every output into ``out``; with
+    ``payload`` (a checkpoint read for ``--resume``), continue that run where it stopped; with
+    ``parallel`` (:class:`~pyrovae.train.distributed.DataParallel`), as one of its processes."""
+    device = pick_device(config.device) if parallel is None else parallel.device
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
     data = load_dataset(config.dataset, root=config.data_root, download=config.download)
@@ -57,10 +111,11 @@ def run_train_conditional(config: TrainConfig, out: Path) -> TrainingRecord:
         raise ConfigError(f"--model {config.model} trains on grey pixels here; drop --binarize")
     generator = torch.Generator(device=device).manual_seed(config.seed)
     run = _run_m2 if config.model == "m2" else _run_cvae
-    return run(config, out, data, device, generator)
+    return run(config, out, data, device, generator, payload, parallel)
 
 
-def _run_m2(config, out, data, device, generator) -> TrainingRecord:
+def _run_m2(config, out, data, device, generator, payload, parallel) -> TrainingRecord:
+    writes = parallel is None or parallel.is_main  # rank 0 alone writes outputs
     images = data.train_images[: config.train_size].to(device)
     labels = data.train_labels[: config.train_size].to(device)
     try:
@@ -69,16 +124,24 @@ def _run_m2(config, out, data, device, generator) -> TrainingRecord:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     m2 = build_m2(config, tuple(data.image_shape), data.num_classes).to(device)
-    if config.mean_init:
+    if config.mean_init and payload is None:
         m2.likelihood.init_output_bias(images)
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
-    log = _epoch_logger(config, out, m2, data.image_shape, {"num_classes": data.num_classes},
+    saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
+                            image_shape=list(data.image_shape), num_classes=data.num_classes,
+                            **_process_count(parallel))
+    log = _epoch_logger(config, saver, out / METRICS_NAME,
                         lambda f: f"loss {f['train_loss']:9.2f}  val acc {f.get('val_accuracy', float('nan')):.4f}"
                                   f"  test acc {f['test_accuracy']:.4f}")
+    callbacks, seeds = _callbacks(config, parallel, saver, [log])
     trainer = SemiSupervisedTrainer(m2, lr=config.lr, batch_size=config.batch_size,
-                                    labelled_batch_size=config.batch_size, progress=config.progress,
-                                    generator=generator, callbacks=[log], compile=config.compile)
-    record = trainer.fit(split, config.epochs, test_images, test_labels)
+                                    labelled_batch_size=config.batch_size, progress=config.progress and writes,
+                                    generator=generator, **callbacks, parallel=parallel,
+                                    max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile)
+    record = _fit(trainer, saver, out, payload,
+                  lambda epochs: trainer.fit(split, epochs, test_images, test_labels), config.epochs, seeds)
+    if not writes:
+        return record
     m2.eval()
     save_class_samples(m2, out / "samples.png")
     save_analogies(m2, test_images[:10], out / "analogies.png")
@@ -89,7 +152,8 @@ def _run_m2(config, out, data, device, generator) -> TrainingRecord:
     return record
 
 
-def _run_cvae(config, out, data, device, generator) -> TrainingRecord:
+def _run_cvae(config, out, data, device, generator, payload, parallel) -> TrainingRecord:
+    writes = parallel is None or parallel.is_main  # rank 0 alone writes outputs
     images = data.train_images[: config.train_size].to(device)
     order = torch.randperm(images.shape[0], generator=generator, device=device)
     n_val = config.validation_size
@@ -99,25 +163,40 @@ def _run_cvae(config, out, data, device, generator) -> TrainingRecord:
     test = data.test_images.to(device)
     ctx, val_ctx, test_ctx = (hide_quadrants(x, config.quadrants) for x in (train, val, test))
     cvae = build_cvae(config, tuple(data.image_shape)).to(device)
-    brecord = fit_baseline(cvae.baseline, ctx, train, epochs=config.baseline_epochs, lr=config.lr,
-                           batch_size=config.batch_size, generator=generator,
-                           validation=(val_ctx, val) if n_val else None)
+    if payload is None:
+        baseline_history = fit_baseline(cvae.baseline, ctx, train, epochs=config.baseline_epochs, lr=config.lr,
+                                        batch_size=config.batch_size, generator=generator,
+                                        validation=(val_ctx, val) if n_val else None).history
+    else:  # the trained baseline comes back with the model's weights
+        load_module_state(cvae, payload["model"], str(out / CHECKPOINT_NAME))
+        baseline_history = payload.get("baseline_history", [])
     with torch.no_grad():
         baseline_nll = -cvae.baseline.log_likelihood(test_ctx, test).mean().item()
-    tqdm.write(f"baseline: {len(brecord.history)} epochs, test conditional NLL {baseline_nll:.2f}")
+    if writes:
+        tqdm.write(f"baseline: {len(baseline_history)} epochs, test conditional NLL {baseline_nll:.2f}")
     eval_ctx, eval_target = test_ctx[:2000], test[:2000]
 
     def add_nll(trainer: Trainer, figures: dict[str, float]) -> None:
         figures["test_nll"] = conditional_nll(cvae, eval_ctx, eval_target, num_samples=config.is_samples)
         figures["baseline_test_nll"] = baseline_nll
 
-    log = _epoch_logger(config, out, cvae, data.image_shape, {"baseline_history": brecord.history},
+    saver = CheckpointEvery(out / CHECKPOINT_NAME, config.to_dict(), steps=config.checkpoint_every,
+                            image_shape=list(data.image_shape), baseline_history=baseline_history,
+                            **_process_count(parallel))
+    log = _epoch_logger(config, saver, out / METRICS_NAME,
                         lambda f: f"test -ELBO {-f['test_elbo']:8.2f}  test NLL {f['test_nll']:8.2f} "
                                   f"(baseline {baseline_nll:.2f})")
-    trainer = Trainer(cvae, lr=config.lr, batch_size=config.batch_size, progress=config.progress,
-                      generator=generator, callbacks=[add_nll, log], compile=config.compile)
-    record = trainer.fit(ctx, eval_ctx, config.epochs, train_context=train, test_context=eval_target,
-                         eval_size=1000)
+    callbacks, seeds = _callbacks(config, parallel, saver, [add_nll, log])
+    if parallel is not None:  # the trained baseline gets no gradient: DDP must not wait for one
+        parallel.find_unused_parameters = True
+    trainer = Trainer(cvae, lr=config.lr, batch_size=config.batch_size, progress=config.progress and writes,
+                      generator=generator, **callbacks, parallel=parallel,
+                      max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile)
+    record = _fit(trainer, saver, out, payload,
+                  lambda epochs: trainer.fit(ctx, eval_ctx, epochs, train_context=train, test_context=eval_target,
+                                             eval_size=1000), config.epochs, seeds)
+    if not writes:
+        return record
     save_completions(cvae, test_ctx[:10], test[:10], out / "samples.png")
     plots.save_training_curves(record.history, out / "training_curves.png",
                                keys=("train_elbo", "test_elbo"))
@@ -125,6 +204,11 @@ def _run_cvae(config, out, data, device, generator) -> TrainingRecord:
           f"image on {eval_ctx.shape[0]} test images ({config.is_samples} importance samples); baseline "
           f"{baseline_nll:.2f}.\nWrote {out / CHECKPOINT_NAME}, {out / METRICS_NAME} and PNGs in {out}/")
     return record
+
+
+def _process_count(parallel: Any) -> dict[str, Any]:
+    """Checkpoint entries saying how the data were shared (for ``--resume`` on another count)."""
+    return {"world_size": 1 if parallel is None else parallel.world_size, "sharded": parallel is not None}
 
 
 __all__ = ["run_train_conditional"]

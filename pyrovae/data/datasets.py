@@ -23,7 +23,7 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class ImageData:
-    """Train and test images in memory: images float32 in [0, 1], shape (N, 1, 28, 28); labels int64 (N,).
+    """Train and test images in memory: images float32 in [0, 1], shape (N, C, H, W) (or tabular (N, D)); labels int64 (N,).
 
     Attributes:
         name: Name of the dataset, e.g. ``"mnist-small"``.
@@ -43,7 +43,7 @@ class ImageData:
 
     @property
     def image_shape(self) -> torch.Size:
-        """Shape of one image, ``(C, H, W)``, e.g. ``(1, 28, 28)``."""
+        """Shape of one image, ``(C, H, W)``, e.g. ``(1, 28, 28)``; ``(D,)`` for tabular rows."""
         return self.train_images.shape[1:]
 
 
@@ -121,7 +121,7 @@ def _load_torchvision(name: str, root: Path, train: bool, download: bool) -> tup
 
 
 def _to_unit_float(images: Tensor) -> Tensor:
-    """uint8 ``(N, H, W)`` or ``(N, C, H, W)`` -> float32 ``(N, C, H, W)`` in ``[0, 1]``."""
+    """uint8 ``(N, H, W)`` or ``(N, C, H, W)`` -> float32 ``(N, C, H, W)`` in ``[0, 1]``; ``(N, D)`` stays flat."""
     if images.dim() == 3:
         images = images.unsqueeze(1)
     if images.dtype == torch.uint8:
@@ -142,7 +142,9 @@ def from_arrays(
 
     Args:
         train_images: uint8 in ``0..255`` (divided by 255) or float in ``[0, 1]``, shape
-            ``(N, H, W)`` or ``(N, C, H, W)``; a torch tensor or a NumPy array.
+            ``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` (channels last is recognised
+            by a last axis of 1, 3 or 4 and moved first); or tabular rows ``(N, D)`` of any
+            finite floats; a torch tensor or a NumPy array.
         test_images: Same format, or ``None`` to split ``test_fraction`` off the training images.
         train_labels: Integer labels, shape ``(N,)``, or ``None``.
         test_labels: Integer labels for ``test_images``, or ``None``. Ignored when
@@ -203,8 +205,11 @@ def _as_tensor(array: Any, what: str) -> Tensor:
 
 def _check_images(images: Any, what: str) -> Tensor:
     x = _as_tensor(images, what)
-    if x.dim() not in (3, 4):
-        raise DatasetError(f"{what} must have shape (N, H, W) or (N, C, H, W), got {tuple(x.shape)}")
+    if x.dim() not in (2, 3, 4):
+        raise DatasetError(f"{what} must have shape (N, D) (tabular), (N, H, W), (N, C, H, W) or (N, H, W, C), "
+                           f"got {tuple(x.shape)}; reshape the array")
+    if x.dim() == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = x.permute(0, 3, 1, 2).contiguous()  # channels last (N, H, W, C), as PIL and NumPy images come
     if x.numel() == 0:
         raise DatasetError(f"{what} is empty (shape {tuple(x.shape)}); pass at least one image")
     if x.dtype == torch.uint8:
@@ -218,7 +223,7 @@ def _check_images(images: Any, what: str) -> Tensor:
     if not torch.isfinite(x).all():
         raise DatasetError(f"{what} contains NaN or infinite values; clean or drop those images")
     low, high = float(x.min()), float(x.max())
-    if low < 0.0 or high > 1.0:
+    if x.dim() > 2 and (low < 0.0 or high > 1.0):  # tabular rows (N, D) may hold any real values
         raise DatasetError(
             f"{what} has float values in [{low:g}, {high:g}], outside [0, 1]; divide by 255 or rescale"
         )

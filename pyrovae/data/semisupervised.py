@@ -97,38 +97,57 @@ class MixedBatches:
     """One epoch = one pass over the unlabelled images; each item is
     ``(x_labelled, y_labelled, x_unlabelled)`` (see the module notes for why).
 
+    Each epoch's order is drawn at its start (:meth:`permutation`): the unlabelled order and as
+    many labelled orders as the epoch's labelled batches need, so that an epoch can be replayed
+    from any batch on (:meth:`iterate`), as a resumed training run does.
+
     Args:
         split: the data.
         batch_size: unlabelled images per step.
         labelled_batch_size: labelled images per step (capped at the labelled set's size).
         generator: random source for both shuffles.
         transform: applied to both image batches (e.g. dynamic binarization).
+        labelled_every: give the labelled batch on every n-th batch of an epoch only (the
+            first, the (n+1)-th, ...); the others carry ``None, None`` in its place.
     """
 
     def __init__(self, split: SemiSupervisedSplit, batch_size: int, labelled_batch_size: int = 100,
                  generator: torch.Generator | None = None,
-                 transform: Callable[[Tensor], Tensor] | None = None) -> None:
+                 transform: Callable[[Tensor], Tensor] | None = None, labelled_every: int = 1) -> None:
+        if not (isinstance(labelled_every, int) and labelled_every >= 1):
+            raise ValueError(f"labelled_every must be a whole number >= 1, got {labelled_every!r}")
         self.unlabelled = InMemoryBatches(split.unlabelled_images, batch_size=batch_size,
                                           generator=generator, transform=transform)
         self.labelled = InMemoryBatches(split.labelled_images, split.labelled_labels,
                                         batch_size=min(labelled_batch_size, split.labelled_images.shape[0]),
                                         drop_last=True, generator=generator, transform=transform)
-        self._labelled_iter: Iterator[tuple[Tensor, ...]] = iter(())
+        self.labelled_every = labelled_every
 
     def __len__(self) -> int:
         return len(self.unlabelled)
 
-    def _next_labelled(self) -> tuple[Tensor, ...]:
-        try:
-            return next(self._labelled_iter)
-        except StopIteration:
-            self._labelled_iter = iter(self.labelled)
-            return next(self._labelled_iter)
+    def permutation(self) -> tuple[Tensor, list[Tensor]]:
+        """An epoch's order: the unlabelled permutation and the labelled passes' permutations."""
+        unlabelled = self.unlabelled.permutation()
+        needed = -(-len(self) // self.labelled_every)
+        passes = -(-needed // len(self.labelled))
+        return unlabelled, [self.labelled.permutation() for _ in range(passes)]
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        for (x_u,) in self.unlabelled:
-            x_l, y_l = self._next_labelled()
+    def iterate(self, order: tuple[Tensor, list[Tensor]], start: int = 0
+                ) -> Iterator[tuple[Tensor | None, Tensor | None, Tensor]]:
+        """The batches of an epoch in ``order``, from batch number ``start`` on."""
+        unlabelled, labelled = order
+        per_pass = len(self.labelled)
+        for b, (x_u,) in enumerate(self.unlabelled.iterate(unlabelled, start), start=start):
+            if b % self.labelled_every:
+                yield None, None, x_u
+                continue
+            j = b // self.labelled_every  # labelled batches before this one in the epoch
+            x_l, y_l = next(self.labelled.iterate(labelled[j // per_pass], j % per_pass))
             yield x_l, y_l, x_u
+
+    def __iter__(self) -> Iterator[tuple[Tensor | None, Tensor | None, Tensor]]:
+        return self.iterate(self.permutation())
 
 
 __all__ = ["SemiSupervisedSplit", "split_labelled", "MixedBatches"]

@@ -7,19 +7,24 @@ the whole evaluation closer to its matrix-product floor (benchmarks/README.md). 
 has the same shape of work: on a CPU, eager ``softplus`` and the Bernoulli cross-entropy cost
 about as much as the matrix products of Pyro's tutorial network.
 
-Inside :func:`compiled_kernels` (only while gradients are off, unless the block is a
-``training`` one) every :class:`~pyrovae.likelihoods.elementwise.Likelihood` and
-:class:`~pyrovae.guides.diagonal.DiagonalNormalEncoder` runs its network through ``torch.compile`` and
-the Bernoulli image likelihood scores with one fused kernel. Outside it nothing changes. Where
-compilation fails (no C++ compiler on the machine, an unsupported operation), one warning says
-so and the eager code runs instead, for the rest of the session.
+The model does not know about any of this. :func:`compiled_kernels` wraps it from outside: for
+the block, the network of every :class:`~pyrovae.likelihoods.elementwise.Likelihood` and
+:class:`~pyrovae.guides.diagonal.Encoder` inside ``module`` is called through ``torch.compile``
+(only while gradients are off, unless the block is a ``training`` one), and the Bernoulli image
+density of :class:`~pyrovae.fast.distributions.BernoulliImage` scores with one fused kernel.
+Outside it nothing changes. Where compilation fails (no C++ compiler on the machine, an
+unsupported operation), one warning says so and the eager code runs instead, for the rest of
+the session.
 
-``log_likelihood(..., compile=None)`` and ``Trainer(compile=True)`` open such blocks; a loop of
+``log_likelihood(..., compile=True)`` and ``Trainer(compile=True)`` open such blocks; a loop of
 your own can too::
 
-    with pyrovae.fast.compiled.compiled_kernels(training=True):
+    with pyrovae.fast.compiled.compiled_kernels(training=True, module=vae), FastDistributions():
         for (x,) in batches:
             svi.step(x)
+
+A loss traced whole (:mod:`pyrovae.fast.traced_loss`) gets its softplus written in the form
+inductor vectorizes by a rewrite of the recorded graph (:func:`fuse_softplus`).
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+aten = torch.ops.aten
 _depth = 0
 _training_depth = 0
 _tracing_depth = 0
@@ -41,29 +47,87 @@ _cache: dict[Callable, Callable] = {}
 
 
 @contextmanager
-def compiled_kernels(enabled: bool = True, training: bool = False) -> Iterator[None]:
+def compiled_kernels(enabled: bool = True, training: bool = False,
+                     module: nn.Module | None = None) -> Iterator[None]:
     """Run the block with compiled kernels (no-op when ``enabled`` is False).
 
     Args:
         enabled: use them at all.
         training: use them while gradients are on too (inductor then compiles the backward
             pass as well); otherwise only under ``torch.no_grad``.
+        module: the model whose likelihoods' and encoders' networks run compiled in the block
+            (their ``forward`` is patched for its duration); None compiles only the Bernoulli
+            image density.
     """
     global _depth, _training_depth
     if not enabled:
         yield
         return
+    patched = [] if module is None else [net for net in _networks(module) if _patch(net)]
     _depth += 1
     _training_depth += training
     try:
         yield
     finally:
+        for net in patched:
+            del net.forward
         _depth -= 1
         _training_depth -= training
         if _depth == 0:
             # A compiled module holds its network: let the networks go with the block (torch's
             # own caches make compiling the same network again in a later block quick).
             _cache.clear()
+
+
+def _networks(module: nn.Module) -> list[nn.Module]:
+    """The networks of the likelihoods and encoders inside ``module``."""
+    from pyrovae.guides.diagonal import Encoder
+    from pyrovae.likelihoods.elementwise import Likelihood
+
+    found = [part.net for part in module.modules() if isinstance(part, (Likelihood, Encoder))]
+    return list({id(net): net for net in found if isinstance(net, nn.Module)}.values())
+
+
+def _patch(net: nn.Module) -> bool:
+    """Route ``net``'s calls through :func:`call` while :func:`active`; False if already routed."""
+    if "forward" in net.__dict__:
+        return False
+    eager = net.forward
+
+    def forward(*args: Any) -> Any:
+        return call(eager, *args) if active() else eager(*args)
+
+    net.forward = forward
+    return True
+
+
+def fuse_softplus(graph: torch.fx.GraphModule) -> int:
+    """Replace every ``softplus(x)`` (beta 1) of a recorded graph by :func:`softplus`'s form, in place.
+
+    Returns:
+        How many were replaced.
+    """
+    replaced = 0
+    for node in list(graph.graph.nodes):
+        if node.op != "call_function" or node.target is not aten.softplus.default:
+            continue
+        beta = node.args[1] if len(node.args) > 1 else node.kwargs.get("beta", 1)
+        if beta != 1:
+            continue
+        with graph.graph.inserting_before(node):
+            x = node.args[0]
+            positive = graph.graph.call_function(aten.clamp_min.default, (x, 0))
+            tail = graph.graph.call_function(aten.exp.default, (
+                graph.graph.call_function(aten.neg.default, (graph.graph.call_function(aten.abs.default, (x,)),)),))
+            log = graph.graph.call_function(aten.log.default, (graph.graph.call_function(aten.add.Tensor, (tail, 1)),))
+            fused = graph.graph.call_function(aten.add.Tensor, (positive, log))
+        fused.meta.update(node.meta)
+        node.replace_all_uses_with(fused)
+        graph.graph.erase_node(node)
+        replaced += 1
+    if replaced:
+        graph.recompile()
+    return replaced
 
 
 def softplus(x: Tensor) -> Tensor:
@@ -121,4 +185,4 @@ def call(fn: Callable, *args: Any) -> Any:
         return fn(*args)
 
 
-__all__ = ["compiled_kernels", "active", "call", "fused_forms", "softplus", "tracing"]
+__all__ = ["compiled_kernels", "active", "call", "fuse_softplus", "fused_forms", "softplus", "tracing"]

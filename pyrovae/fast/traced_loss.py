@@ -126,6 +126,7 @@ class TracedLoss(nn.Module):
         except Exception as error:  # noqa: BLE001 - any Python the tracer cannot record
             self._refuse(f"the loss could not be traced ({_first_line(error)})")
             return None
+        compiled.fuse_softplus(graph)  # the form inductor vectorizes on a CPU
         if self._rewrite is not None:
             self._rewrite(graph)
         mutated = _mutated_inputs(graph)

@@ -12,11 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.fast import compiled
-from pyrovae.fast.distributions import NoiseCachingNormal
+from pyrovae.nn.rebuild import Rebuildable
 
 
-class Encoder(nn.Module):
+class Encoder(Rebuildable, nn.Module):
     """Base class for ``q(z | x[, context])``; ``latent_dim`` is the size of ``z``."""
 
     latent_dim: int
@@ -65,24 +64,15 @@ class DiagonalNormalEncoder(Encoder):
             batch = context.shape[:-1]
             flat = x.reshape(*batch, -1)
             x = torch.cat([flat, context], dim=-1)
-        if compiled.active():  # the network and its softplus or exp head in one compiled graph
-            return compiled.call(_loc_scale, self.net, x, self.latent_dim, self.scale, self.min_scale)
-        return _loc_scale(self.net, x, self.latent_dim, self.scale, self.min_scale)
+        loc, raw_scale = self.net(x).split(self.latent_dim, dim=-1)
+        return loc, self.SCALES[self.scale](raw_scale) + self.min_scale
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> dist.Distribution:
         loc, scale = self.loc_scale(x, context)
-        return NoiseCachingNormal(loc, scale).to_event(1)
+        return dist.Normal(loc, scale).to_event(1)
 
     def mean(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         return self.loc_scale(x, context)[0]
-
-
-def _loc_scale(net: nn.Module, x: Tensor, latent_dim: int, scale: str, min_scale: float) -> tuple[Tensor, Tensor]:
-    """``net(x)`` split into the location and ``to_scale(raw) + min_scale``, each ``(*batch, latent_dim)``."""
-    loc, raw_scale = net(x).split(latent_dim, dim=-1)
-    if scale == "softplus" and compiled.fused_forms():
-        return loc, compiled.softplus(raw_scale) + min_scale  # the form inductor vectorizes
-    return loc, DiagonalNormalEncoder.SCALES[scale](raw_scale) + min_scale
 
 
 __all__ = ["Encoder", "DiagonalNormalEncoder"]

@@ -86,7 +86,7 @@ class DReG(ELBO):
         particle_guide = in_particles(guide, k, nesting)
         sampled = prune_subsample_sites(poutine.trace(particle_guide).get_trace(*args, **kwargs))
         values = latent_values(sampled)
-        for name, value in values.items():
+        for name in values:
             if not sampled.nodes[name]["fn"].has_rsample:
                 raise ValueError(f"guide site {name!r} is not reparameterizable; DReG needs rsample "
                                  "in the guide (use IWAE or Trace_ELBO instead)")

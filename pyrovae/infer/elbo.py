@@ -17,7 +17,6 @@ give the same bits. That takes Pyro's tracing, pruning and per-site bookkeeping 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
 from pyro import poutine
@@ -100,12 +99,7 @@ class ELBOLoss(nn.Module):
     point, differentiable, for the wrapped ``model`` and ``guide``.
 
     Being an ``nn.Module`` that owns ``module``'s parameters, it can be wrapped as a whole by
-    ``DistributedDataParallel`` or ``torch.compile``.
-
-    When ``module`` offers ``without_registration()`` (a :class:`~pyrovae.VAE` does), model
-    and guide run inside it: the parameters are optimised from ``module.parameters()``, so the
-    per-call ``pyro.module`` registration in Pyro's param store is skipped. Call
-    ``module.register_params()`` once if the store should list them (``Trainer`` does).
+    ``DistributedDataParallel`` or traced (:class:`~pyrovae.fast.traced_loss.TracedLoss`).
     """
 
     def __init__(self, module: nn.Module, model: Callable, guide: Callable, objective: Any) -> None:
@@ -114,12 +108,10 @@ class ELBOLoss(nn.Module):
         self.model = model
         self.guide = guide
         self.objective = objective
-        self._unregistered = getattr(module, "without_registration", nullcontext)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Negative objective per data point, a 0-d tensor; ``x`` is ``(batch, *event_shape)``."""
-        with self._unregistered():
-            return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
+        return self.objective.differentiable_loss(self.model, self.guide, x, context) / x.shape[0]
 
 
 class _SiteRecorder(Messenger):

@@ -16,12 +16,13 @@ import pyro
 import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
-from torch.distributions import constraints
 
 from pyrovae.fast import onednn
 from pyrovae.fast.compiled import compiled_kernels
-from pyrovae.infer.importance import guess_max_plate_nesting, log_importance_weights
+from pyrovae.fast.distributions import FastDistributions
+from pyrovae.fast.steps import registered_once
 from pyrovae.fast.traced_loss import TracedLoss
+from pyrovae.infer.importance import guess_max_plate_nesting, log_importance_weights
 
 
 def _slice(context: Tensor | None, start: int, stop: int) -> Tensor | None:
@@ -44,7 +45,7 @@ def log_likelihood(
     Args:
         model, guide: Pyro callables taking ``(x, context)``, e.g. ``vae.model``, ``vae.guide``.
             Every latent model site must be in the guide: a prior with an enumerated component
-            site is evaluated in its marginalized form, ``log_likelihood(marginal_model(vae),
+            site is evaluated in its marginalized form, ``log_likelihood(vae.marginal_model,
             vae.guide, ...)``.
         data: ``(N, *event_shape)`` on the model's device.
         context: ``(N, ...)`` or None.
@@ -55,8 +56,8 @@ def log_likelihood(
         batch_size: data points per pass.
         compile: compile the computation of the importance weights (a few seconds once per
             call; benchmarks/README.md, evaluation, has the speed). When ``model`` and
-            ``guide`` are methods of an ``nn.Module`` (``vae.model``, ``vae.guide``) or carry it
-            as ``.module`` (:func:`marginal_model`), one pass of particles is traced once and
+            ``guide`` are methods of an ``nn.Module`` (``vae.model``, ``vae.marginal_model``,
+            ``vae.guide``) or carry it as ``.module``, one pass of particles is traced once and
             compiled as one graph (:class:`~pyrovae.TracedLoss`), its linear layers run by
             oneDNN on a CPU (:mod:`pyrovae.fast.onednn`); otherwise, or where the pair cannot be
             traced (one warning says why), the likelihood's network and its log-density are
@@ -96,7 +97,7 @@ def log_likelihood(
         bar = tqdm(total=n, desc=f"log p(x), k={num_samples}", unit="point")
         progress = bar.update
     try:
-        with compiled_kernels(compile):
+        with compiled_kernels(compile, module=pair.owners):
             return _log_likelihood(weights, pair, data, context, num_samples, chunk_size, batch_size,
                                    progress or None)
     finally:
@@ -161,51 +162,17 @@ class _LogWeights(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         with ExitStack() as stack:
             for owner in self.owners or ():
-                if hasattr(owner, "without_registration"):
-                    # No per-call pyro.module: nothing is trained here, the store needs nothing.
-                    stack.enter_context(owner.without_registration())
+                # No per-call pyro.module: nothing is trained here, the store needs nothing.
+                stack.enter_context(registered_once(owner, register=False))
+            stack.enter_context(FastDistributions())
             return log_importance_weights(self.model, self.guide, x, context, num_particles=self.num_particles,
                                           max_plate_nesting=self.nesting)
 
 
-class _PriorDensity(dist.TorchDistribution):
-    """A distribution whose ``log_prob`` is a prior's marginal ``log p(z)``; used only under replay."""
-
-    arg_constraints: dict = {}
-    support = constraints.real_vector
-
-    def __init__(self, prior: Any, context: Tensor | None, batch_shape: torch.Size) -> None:
-        self.prior, self.context = prior, context
-        super().__init__(batch_shape, torch.Size([prior.latent_dim]), validate_args=False)
-
-    def expand(self, batch_shape: torch.Size, _instance: Any = None) -> _PriorDensity:
-        return _PriorDensity(self.prior, self.context, torch.Size(batch_shape))
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        return self.prior.log_prob(value, self.context).expand(value.shape[:-1])
-
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        return self.prior.sample(math.prod(sample_shape + self.batch_shape) or 1, self.context).reshape(
-            sample_shape + self.batch_shape + self.event_shape)
-
-
 def marginal_model(vae: Any) -> Callable:
-    """The VAE's model with ``z`` scored by the prior's marginal ``prior.log_prob(z)``.
-
-    For priors that add sites of their own to the model only (an enumerated mixture's
-    component): the marginal model has the single latent site ``z``, which the guide provides,
-    so importance sampling needs no enumeration. Priors that add guide sites too (a
-    hierarchy) are evaluated with ``vae.model`` itself.
-    """
-
-    def model(x: Tensor, context: Tensor | None = None) -> None:
-        pyro.module(vae.name, vae)
-        with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", _PriorDensity(vae.prior, context, torch.Size([x.shape[0]])))
-            pyro.sample("x", vae.likelihood(z, vae._ctx(vae.likelihood, context)), obs=x)
-
-    model.module = vae  # lets log_likelihood trace it with vae's parameters as inputs
-    return model
+    """``vae.marginal_model``: the model with ``z`` scored by the prior's marginal ``p(z)``
+    (:meth:`pyrovae.VAE.marginal_model`)."""
+    return vae.marginal_model
 
 
 @torch.no_grad()
@@ -266,7 +233,7 @@ def evaluate_vae(
     * ``log_likelihood``: mean importance-sampled ``log p(x)`` (``num_samples`` samples), and
       ``log_likelihood_sem``, its standard error over data points; ``nll`` is its negative.
       Priors whose model has sites the guide lacks (an enumerated mixture) are scored through
-      :func:`marginal_model`.
+      ``vae.marginal_model``.
     * ``elbo``, ``recon``, ``kl``: the ELBO split (one sample per point, Trace_ELBO).
     * ``kl_per_dimension``, ``active_units``, ``activity`` (when the guide and prior factorize
       over dimensions; otherwise left out and ``kl_per_dimension_error`` says why).
@@ -292,7 +259,7 @@ def evaluate_vae(
     try:  # one cheap pass tells whether the model has sites (an enumerated component) the guide lacks
         log_importance_weights(model, vae.guide, data[:1], _slice(context, 0, 1), num_particles=1)
     except ImportanceError:
-        model, figures["model_form"] = marginal_model(vae), "marginal_model"
+        model, figures["model_form"] = vae.marginal_model, "marginal_model"
     ll = log_likelihood(model, vae.guide, data, context, num_samples, chunk_size, batch_size, compile, progress)
     figures["log_likelihood"] = ll.mean().item()
     figures["nll"] = -figures["log_likelihood"]

@@ -11,7 +11,7 @@ Requirements on the pair, checked with a one-line error naming the fix:
 * every unobserved model site has a guide site of the same name and vice versa (a model site
   that the guide lacks, e.g. an enumerated mixture component, would be drawn from its prior and
   its density would not cancel; evaluate such models in their marginalized form, see
-  :func:`pyrovae.infer.evaluation.marginal_model`);
+  :meth:`pyrovae.VAE.marginal_model`);
 * every site lies inside the data plate(s); the data plate is found as the plate(s) shared by
   all sample sites, so a global latent variable outside it is refused.
 """
@@ -78,7 +78,7 @@ def _check_match(model_trace: poutine.Trace, guide_trace: poutine.Trace) -> None
         raise ImportanceError(
             f"model site(s) {missing} have no guide site, so their density would not cancel in the "
             "importance weight; for an enumerated prior evaluate its marginalized form "
-            "(pyrovae.infer.evaluation.marginal_model(vae)) or add the sites to the guide"
+            "(vae.marginal_model) or add the sites to the guide"
         )
     if guide_latent - model_latent:
         extra = sorted(guide_latent - model_latent)

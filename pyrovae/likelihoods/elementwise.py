@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.fast import compiled
-from pyrovae.fast.distributions import BernoulliImage
+from pyrovae.nn.rebuild import Rebuildable
 
 
-class Likelihood(nn.Module):
+class Likelihood(Rebuildable, nn.Module):
     """Base class: ``forward(z, context=None)`` returns ``p(x | z)``; ``mean(z)`` returns an image.
 
     Args:
@@ -39,8 +38,7 @@ class Likelihood(nn.Module):
     def params(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """Network output reshaped to ``(*batch, *event_shape)``."""
         h = z if context is None else torch.cat([z, context.expand(*z.shape[:-1], -1)], dim=-1)
-        out = compiled.call(self.net, h) if compiled.active() else self.net(h)
-        return out.reshape(z.shape[:-1] + self.event_shape)
+        return self.net(h).reshape(z.shape[:-1] + self.event_shape)
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> dist.Distribution:
         raise NotImplementedError
@@ -101,7 +99,7 @@ class BernoulliLikelihood(Likelihood):
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> dist.Distribution:
         logits = self.params(z, context)
-        return BernoulliImage(dist.Bernoulli(logits=logits, validate_args=False), len(self.event_shape))
+        return dist.Bernoulli(logits=logits, validate_args=False).to_event(len(self.event_shape))
 
     def mean(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return torch.sigmoid(self.params(z, context))

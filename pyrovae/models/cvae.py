@@ -24,6 +24,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 from pyrovae.data.quadrants import fill_hidden, hidden_pixels
 from pyrovae.guides.diagonal import Encoder
 from pyrovae.likelihoods.elementwise import Likelihood
@@ -37,7 +38,7 @@ def _hidden_only(p: dist.Distribution, hidden: Tensor) -> dist.Distribution:
     return p.base_dist.mask(hidden).to_event(p.reinterpreted_batch_ndims)
 
 
-class ConditionalVAE(nn.Module):
+class ConditionalVAE(Rebuildable, nn.Module):
     """A CVAE written as a Pyro ``model(context, target=None)`` and ``guide(context, target=None)``.
 
     Args:

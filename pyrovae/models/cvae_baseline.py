@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 from pyrovae.data.batches import InMemoryBatches
 from pyrovae.data.quadrants import fill_hidden, hidden_pixels
 from pyrovae.train.trainer import TrainingRecord
 
 
-class MaskedBaseline(nn.Module):
+class MaskedBaseline(Rebuildable, nn.Module):
     """A net from context images to per-pixel Bernoulli logits, scored on hidden pixels only.
 
     Args:

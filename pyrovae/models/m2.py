@@ -36,13 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 from pyrovae.guides.diagonal import Encoder
 from pyrovae.likelihoods.elementwise import Likelihood
 from pyrovae.priors.base import Prior
 from pyrovae.priors.normal import StandardNormalPrior
 
 
-class M2(nn.Module):
+class M2(Rebuildable, nn.Module):
     """Semi-supervised VAE M2 (Kingma, Rezende, Mohamed and Welling, 2014).
 
     Args:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pyro
 import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 from pyrovae.guides.diagonal import Encoder
 from pyrovae.likelihoods.elementwise import Likelihood
 from pyrovae.priors.base import Prior
+from pyrovae.priors.marginal import MarginalPrior
 
 
-class VAE(nn.Module):
+class VAE(Rebuildable, nn.Module):
     """A variational autoencoder written as a Pyro ``model`` and ``guide``.
 
     ``model``:  z ~ p(z [| context]);  x ~ p(x | z).
@@ -37,9 +36,6 @@ class VAE(nn.Module):
         declare a ``context_dim``.
     """
 
-    #: Depth of nested :meth:`without_registration` blocks; ``model``/``guide`` register when 0.
-    _registration_paused: int = 0
-
     def __init__(self, encoder: Encoder, likelihood: Likelihood, prior: Prior, name: str = "vae") -> None:
         super().__init__()
         self.encoder = encoder
@@ -57,24 +53,36 @@ class VAE(nn.Module):
 
     # -- the generative story and its approximate posterior ------------------------------------
 
-    def model(self, x: Tensor, context: Tensor | None = None) -> None:
-        """z ~ p(z);  x ~ p(x | z)."""
-        self._register()
+    def model(self, x: Tensor, context: Tensor | None = None, marginal: bool = False) -> None:
+        """z ~ p(z);  x ~ p(x | z).
+
+        With ``marginal``, ``z`` is one site scored by the prior's marginal density (see
+        :meth:`marginal_model`) instead of the prior's own sites.
+        """
+        self.register_params()
         with pyro.plate("data", x.shape[0]):
-            z = self.prior.model_sample("z", context)
+            if marginal:
+                z = pyro.sample("z", MarginalPrior(self.prior, context, x.shape[:1]))
+            else:
+                z = self.prior.model_sample("z", context)
             pyro.sample("x", self.likelihood(z, self._ctx(self.likelihood, context)), obs=x)
+
+    def marginal_model(self, x: Tensor, context: Tensor | None = None) -> None:
+        """The model with ``z`` drawn from the prior's marginal ``p(z)`` as a single site.
+
+        For priors that add sites of their own to the model only (an enumerated mixture's
+        component): the marginal model's one latent site is ``z``, which the guide provides, so
+        importance sampling (:func:`pyrovae.infer.evaluation.log_likelihood`) needs no
+        enumeration. Priors that add guide sites too (a hierarchy) are scored with ``model``.
+        """
+        self.model(x, context, marginal=True)
 
     def guide(self, x: Tensor, context: Tensor | None = None) -> None:
         """z ~ q(z | x), then the prior's own guide sites."""
-        self._register()
+        self.register_params()
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", self.encoder(x, self._ctx(self.encoder, context)))
             self.prior.guide_sample("z", z, x, context)
-
-    def _register(self) -> None:
-        """Called at the top of ``model`` and ``guide``: :meth:`register_params` unless paused."""
-        if not self._registration_paused:
-            self.register_params()
 
     def register_params(self) -> None:
         """``pyro.module(self.name, self)``, refusing to share a name with another model.
@@ -98,29 +106,6 @@ class VAE(nn.Module):
                     f"model uses the name {self.name!r}. Call pyro.clear_param_store() or build "
                     "this VAE with another name=."
                 )
-
-    @contextmanager
-    def without_registration(self) -> Iterator[None]:
-        """Run ``model`` and ``guide`` without their per-call ``pyro.module`` inside this block.
-
-        For loops that optimise ``vae.parameters()`` with a torch optimizer (as
-        :class:`~pyrovae.Trainer` does), the param store plays no part in the step, and
-        registering every parameter on every call costs a fraction of a millisecond per run.
-        Call :meth:`register_params` once beforehand if the store should still list the
-        parameters (the trainer does). Outside the block, and for ``SVI`` with ``pyro.optim``,
-        every call registers as before.
-
-        Example::
-
-            vae.register_params()
-            with vae.without_registration():
-                loss = Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
-        """
-        self._registration_paused += 1
-        try:
-            yield
-        finally:
-            self._registration_paused -= 1
 
     @staticmethod
     def _ctx(part: nn.Module, context: Tensor | None) -> Tensor | None:

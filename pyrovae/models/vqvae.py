@@ -56,7 +56,7 @@ class VQVAE(VAE):
 
     def guide(self, x: Tensor, context: Tensor | None = None) -> None:
         """z = z_q(x), a point mass whose log-density is the penalty in training mode and 0 otherwise."""
-        self._register()
+        self.register_params()
         with pyro.plate("data", x.shape[0]):
             q = self.encoder.quantize(x)
             pyro.sample("z", self._point_mass(q.z_q, q.penalty))
@@ -165,7 +165,7 @@ class VQVAE2(VQVAE):
 
     def model(self, x: Tensor, context: Tensor | None = None) -> None:
         """z_top ~ p(top);  z ~ p(bottom | z_top);  x ~ p(x | z_top, z)."""
-        self._register()
+        self.register_params()
         with pyro.plate("data", x.shape[0]):
             z_top = pyro.sample("z_top", self.top_prior())
             z = pyro.sample("z", self.prior(z_top))
@@ -173,7 +173,7 @@ class VQVAE2(VQVAE):
 
     def guide(self, x: Tensor, context: Tensor | None = None) -> None:
         """z_top = z_q,top(x); z = z_q,bottom(x, z_top) (point masses); penalties in training mode."""
-        self._register()
+        self.register_params()
         with pyro.plate("data", x.shape[0]):
             top, bottom = self.encoder.quantize_levels(x)
             pyro.sample("z_top", self._point_mass(top.z_q, top.penalty))

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from pyrovae.errors import InputError
 from pyrovae.nn.nets import make_activation
+from pyrovae.nn.rebuild import Rebuildable
 
 #: Image sizes (pixels a side) that the command line accepts for ``--network conv``.
 IMAGE_SIZES = range(16, 129)
@@ -42,7 +43,7 @@ def default_channels(height: int, width: int) -> tuple[int, ...]:
     64 -> 8 (three), 128 -> 8 (four), 16 -> 8 (one)."""
     widths: list[int] = []
     size = min(height, width)
-    while size > 8 and size >= 2:
+    while size > 8:
         widths.append(min(32 * 2 ** len(widths), 256))
         size //= 2
     return tuple(widths) or (32,)
@@ -140,7 +141,7 @@ def _residual_stack(channels: int, blocks: int, activation: str) -> list[nn.Modu
     return [*(ResidualBlock(channels, activation) for _ in range(blocks)), make_activation(activation)]
 
 
-class ConvEncoderNet(nn.Module):
+class ConvEncoderNet(Rebuildable, nn.Module):
     """Stride-2 convolutions from an image down to a small map, then a linear head or the map itself.
 
     Layers: ``len(channels)`` stages ``Conv2d(4, stride 2, padding 1) + activation``, then
@@ -210,7 +211,7 @@ class ConvEncoderNet(nn.Module):
         return out.reshape(*batch, *self.out_shape)
 
 
-class ConvDecoderNet(nn.Module):
+class ConvDecoderNet(Rebuildable, nn.Module):
     """Mirror of :class:`ConvEncoderNet`: from a vector or a feature map up to an image.
 
     Layers: a vector input goes through ``Linear(hidden), ..., Linear(D * h * w)`` (each with

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from pyrovae.nn.nets import make_activation
+from pyrovae.nn.rebuild import Rebuildable
 
 
-class MLP(nn.Module):
+class MLP(Rebuildable, nn.Module):
     """Fully connected network that flattens a structured input, e.g. an image, first.
 
     Args:

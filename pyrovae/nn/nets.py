@@ -5,24 +5,10 @@ The networks themselves live in :mod:`pyrovae.nn.mlp` and :mod:`pyrovae.nn.conv`
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
-
-from pyrovae.fast import compiled
-class Softplus(nn.Softplus):
-    """``nn.Softplus`` that, inside ``torch.compile`` (the compiled evaluation and training of
-    :mod:`pyrovae.fast.compiled` and :mod:`pyrovae.fast.traced_loss`), is written in the form inductor
-    vectorizes on a CPU (:func:`pyrovae.fast.compiled.softplus`); eager calls are ``nn.Softplus``'s
-    own."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.beta == 1 and compiled.fused_forms():
-            return compiled.softplus(x)
-        return super().forward(x)
-
+from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "softplus": Softplus,
+    "softplus": nn.Softplus,
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
@@ -43,4 +29,4 @@ def num_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["Softplus", "make_activation", "num_parameters", "ACTIVATIONS"]
+__all__ = ["make_activation", "num_parameters", "ACTIVATIONS"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ def save_run_pictures(
     history: list[dict[str, float]],
     out_dir: str | Path,
     num_images: int = 50,
+    sampler: Callable[[int], Tensor] | None = None,
+    sample_title: str = "samples from the prior",
 ) -> list[Path]:
     """Write the standard PNGs of a trained VAE into ``out_dir``.
 
@@ -37,6 +40,9 @@ def save_run_pictures(
         history: per-epoch figures (``TrainingRecord.history``).
         out_dir: folder for the PNGs.
         num_images: how many inputs and samples to show.
+        sampler: ``n -> z`` ``(n, latent_dim)``, the codes ``samples.png`` decodes; default
+            ``vae.prior.sample`` (an autoencoder passes its ex-post mixture's ``sample``).
+        sample_title: the title of ``samples.png``.
 
     Returns:
         The paths written.
@@ -47,8 +53,8 @@ def save_run_pictures(
     paths = [
         plots.save_reconstructions(x, vae.reconstruct(x), out / "reconstructions.png",
                                    title="test inputs (odd rows) and reconstructions (even rows)"),
-        plots.save_image_grid(vae.sample(num_images).clamp(0, 1), out / "samples.png",
-                              title="samples from the prior"),
+        plots.save_image_grid((vae.sample(num_images) if sampler is None else vae.decode(sampler(num_images)))
+                              .clamp(0, 1), out / "samples.png", title=sample_title),
         plots.save_training_curves(history, out / "training_curves.png"),
     ]
     pairs = min(8, x.shape[0] // 2)

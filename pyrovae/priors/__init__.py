@@ -2,6 +2,7 @@
 
 from pyrovae.priors.base import Prior
 from pyrovae.priors.conditional import ConditionalNormalPrior
+from pyrovae.priors.flat import FlatPrior
 from pyrovae.priors.flow import FlowPrior
 from pyrovae.priors.hierarchical import HierarchicalPrior
 from pyrovae.priors.mixture import GaussianMixturePrior
@@ -19,6 +20,7 @@ __all__ = [
     "FlowPrior",
     "HierarchicalPrior",
     "ConditionalNormalPrior",
+    "FlatPrior",
     "CodePrior",
     "UniformCodePrior",
     "PixelCNNPrior",

@@ -36,8 +36,10 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
+from pyrovae.nn.rebuild import Rebuildable
 
-class Prior(nn.Module):
+
+class Prior(Rebuildable, nn.Module):
     """Base class for p(z). Subclasses implement ``forward`` and, if needed, the two site hooks.
 
     Attributes:

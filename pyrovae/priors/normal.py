@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyrovae.fast.distributions import StandardNormal
 from pyrovae.priors.base import Prior
 
 
@@ -24,7 +23,7 @@ class StandardNormalPrior(Prior):
         self.register_buffer("scale", torch.ones(latent_dim), persistent=False)
 
     def forward(self, context: Tensor | None = None) -> dist.Distribution:
-        return StandardNormal(self.loc, self.scale).to_event(1)
+        return dist.Normal(self.loc, self.scale).to_event(1)
 
 
 class LearnedNormalPrior(Prior):

@@ -42,7 +42,7 @@ class _ExpandedMixture(dist.MixtureSameFamily):
         For diagonal Normal components (the default encoder) the squared distances to all K
         components come from three matrix products instead of a ``(*batch, K, D)`` tensor:
         ``sum_d (z_d - m_kd)^2 / s_kd^2 = z^2 . p_k - 2 z . (m_k p_k) + m_k^2 . p_k`` with
-        ``p = 1 / s^2``. That is about ten times faster for K = 500 (the paper's size) and
+        ``p = 1 / s^2``. That is much faster for the paper's K = 500 and
         needs ``O(batch * K)`` memory. The expansion runs in float64, where the cancellation
         between its terms costs nothing at float32 precision. Other encoders take the general
         path.

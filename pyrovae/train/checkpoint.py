@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.nn.rebuild import spec_entry
 
 FORMAT = "pyrovae-checkpoint"
 FORMAT_VERSION = 1
@@ -238,7 +239,9 @@ def save_training_checkpoint(path: str | Path, trainer: Any, config: dict[str, A
     return save_checkpoint(path, {"config": config, "model": model, "optimizer": optimizer,
                                   "trainer": state, "rng": rng_state(),
                                   "epoch": state["epoch"], "step": state["steps"],
-                                  "history": state["history"], **extra})
+                                  "history": state["history"],
+                                  # how to rebuild the model, for pyrovae.load (pyrovae/nn/rebuild.py)
+                                  **spec_entry(trainer.module), **extra})
 
 
 def restore_training(trainer: Any, payload: dict[str, Any], source: str = "the checkpoint") -> None:

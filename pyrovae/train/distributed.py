@@ -19,20 +19,39 @@ the gradient of the mean over the global batch of ``W * B`` points. That identit
 sliced into the same batch sizes, the last partial batch included), and the same KL weight on
 all ranks, which holds because the warm-up schedule is a function of the step count and every
 rank takes the same number of steps.
+
+Why every rank stops at the same step
+-------------------------------------
+A signal reaches one process (or the processes at different moments), and a rank whose loss
+alone is not finite would skip a step the others take. Either way a rank that leaves the
+loop, or skips, on its own leaves the replicas apart, or the others waiting in the next
+all-reduce. :class:`StopAgreement` turns both into flags that every rank reads from one
+all-reduce per step (see there), so all ranks skip the same steps and stop after the same one.
+
+Why resuming with another number of processes continues the same data
+----------------------------------------------------------------------
+The global batch of step ``s`` in an epoch is positions ``[s G, (s + 1) G)`` of that epoch's
+permutation of the data (drawn from ``seed + epoch``), with ``G = W B`` the global batch size;
+rank ``r`` takes every ``W``-th of them. The sequence of global batches therefore depends on
+the seed, the epoch and ``G``, not on ``W``: a run resumed with ``W'`` processes and local
+batches of ``G / W'`` (``pyrovae train --resume`` chooses it) sees the same samples at the
+same steps. Only the last, partial global batch of each epoch differs: it is padded with up to
+``W - 1`` points from the start of the permutation so that it splits evenly.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pyrovae.data.batches import InMemoryBatches
+from pyrovae.data.semisupervised import SemiSupervisedSplit
+from pyrovae.train.sharding import ShardedBatches, ShardedMixedBatches
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -40,82 +59,6 @@ TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER
 def launched_by_torchrun() -> bool:
     """Whether this process was started by ``torchrun`` (it sets ``RANK`` and ``WORLD_SIZE``)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
-class ShardedBatches(InMemoryBatches):
-    """One rank's mini-batches of every epoch, with ``DistributedSampler`` semantics, on in-memory tensors.
-
-    Each epoch draws one permutation of ``N`` from a CPU generator seeded with
-    ``seed + epoch`` (identical on every rank), pads it by repeating its start to a multiple of
-    ``world_size`` (or, with ``drop_last``, cuts it down to one), and rank ``r`` keeps positions
-    ``r, r + W, r + 2W, ...``. The shard is then sliced into batches of ``batch_size``, so all
-    ranks take the same number of steps with the same batch sizes. Padding repeats fewer than
-    ``world_size`` points per epoch.
-
-    Args:
-        *tensors: tensors sharing their first dimension ``N`` and device, e.g. images
-            ``(N, 1, 28, 28)`` and labels ``(N,)``.
-        batch_size: rows per local batch (per rank, per step).
-        rank, world_size: this process's index and the number of processes.
-        seed: shared seed of the shuffle; must be the same on every rank.
-        shuffle: a fresh permutation every epoch; otherwise the stored order.
-        drop_last: drop the tail of the permutation instead of padding it.
-        transform: applied to the first tensor of each batch, e.g. ``dynamic_binarize``.
-    """
-
-    def __init__(
-        self,
-        *tensors: Tensor,
-        batch_size: int,
-        rank: int,
-        world_size: int,
-        seed: int = 0,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        transform: Callable[[Tensor], Tensor] | None = None,
-    ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
-        # Row counts, devices and batch_size are checked, and the batching is done, by InMemoryBatches;
-        # this class only chooses each rank's rows (``permutation``) and their number (``__len__``).
-        super().__init__(*tensors, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                         transform=transform)
-        n = self.num_examples
-        if n < world_size:
-            raise ValueError(f"{n} data points cannot be shared among {world_size} processes; "
-                             "use fewer processes or more data")
-        self.rank = rank
-        self.world_size = world_size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation the next ``iter`` uses (call it before every epoch)."""
-        self.epoch = epoch
-
-    @property
-    def shard_size(self) -> int:
-        """Rows this rank sees per epoch, equal on every rank."""
-        n = self.num_examples
-        return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
-
-    def __len__(self) -> int:
-        """Local batches per epoch, equal on every rank."""
-        return math.ceil(self.shard_size / self.batch_size)
-
-    def permutation(self) -> Tensor:
-        """This rank's rows of the current epoch, in the order it visits them, ``(shard_size,)``
-        on the tensors' device (the same interface as ``InMemoryBatches.permutation``)."""
-        n = self.tensors[0].shape[0]
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
-        total = self.shard_size * self.world_size
-        if total > n:
-            order = torch.cat([order, order[: total - n]])
-        return order[self.rank : total : self.world_size].to(self.tensors[0].device)
 
 
 class DataParallel:
@@ -136,10 +79,12 @@ class DataParallel:
         seed: seed of the per-epoch shuffle, the same on every rank.
         find_unused_parameters: passed to DDP; set it for models in which some parameters get
             no gradient in some steps.
+        read_every: on an accelerator, read the agreed stop flag every this many steps
+            (:class:`StopAgreement`).
     """
 
     def __init__(self, device: torch.device | str = "cpu", seed: int = 0,
-                 find_unused_parameters: bool = False) -> None:
+                 find_unused_parameters: bool = False, read_every: int = 10) -> None:
         if not dist.is_initialized():
             raise RuntimeError("torch.distributed is not initialised: start the run with torchrun "
                                "or call DataParallel.from_environment()")
@@ -148,6 +93,7 @@ class DataParallel:
         self.find_unused_parameters = find_unused_parameters
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
+        self.agreement = StopAgreement(self.device, read_every=read_every)
 
     @classmethod
     def from_environment(cls, seed: int = 0, device: torch.device | str | None = None,
@@ -201,11 +147,21 @@ class DataParallel:
     def batches(self, *tensors: Tensor, batch_size: int, shuffle: bool = True,
                 generator: torch.Generator | None = None,
                 transform: Callable[[Tensor], Tensor] | None = None) -> ShardedBatches:
-        """This rank's :class:`ShardedBatches`; ``generator`` is unused (the shuffle comes from
-        ``seed + epoch``, which must agree across ranks)."""
+        """This rank's :class:`ShardedBatches` on this rank's device (streamed from the CPU, in
+        pinned memory, when the tensors stay there); ``generator`` is unused (the shuffle comes
+        from ``seed + epoch``, which must agree across ranks)."""
         return ShardedBatches(*tensors, batch_size=batch_size, rank=self.rank,
                               world_size=self.world_size, seed=self.seed, shuffle=shuffle,
-                              transform=transform)
+                              transform=transform, device=self.device)
+
+    def mixed_batches(self, split: SemiSupervisedSplit, batch_size: int, labelled_batch_size: int,
+                      generator: torch.Generator | None = None,
+                      transform: Callable[[Tensor], Tensor] | None = None,
+                      labelled_every: int = 1) -> ShardedMixedBatches:
+        """This rank's M2 batches (:class:`ShardedMixedBatches`); ``generator`` is unused, as in :meth:`batches`."""
+        return ShardedMixedBatches(split, batch_size, labelled_batch_size, rank=self.rank,
+                                   world_size=self.world_size, seed=self.seed, transform=transform,
+                                   labelled_every=labelled_every)
 
     def mean(self, value: Tensor) -> Tensor:
         """The elementwise average of ``value`` over ranks, in float64 on this rank's device
@@ -226,12 +182,27 @@ class DataParallel:
         if data.shape[0] >= self.world_size:
             data = data[self.rank :: self.world_size]
             context = None if context is None else context[self.rank :: self.world_size]
+        data = data.to(self.device)  # a no-op unless the data stay on the CPU (streamed training)
+        context = None if context is None else context.to(self.device)
         figures = evaluate(data, context)
         count = float(data.shape[0])
         sums = torch.tensor([count * v for v in figures.values()] + [count],
                             dtype=torch.float64, device=self.device)
         dist.all_reduce(sums)
         return {key: (sums[i] / sums[-1]).item() for i, key in enumerate(figures)}
+
+    def agree(self, loss: Tensor, local_signal: int | None) -> Tensor:
+        """This step's :class:`StopAgreement`: ``loss``, NaN on every rank where any rank's is not finite."""
+        return self.agreement.step(loss, local_signal)
+
+    def agree_now(self, local_signal: int | None) -> int | None:
+        """The stop signal all ranks agree on, at once (a blocking all-reduce)."""
+        return self.agreement.now(local_signal)
+
+    @property
+    def signal(self) -> int | None:
+        """The stop signal all ranks agreed on at the last reading, or None."""
+        return self.agreement.signal
 
     def barrier(self) -> None:
         """Wait until every rank gets here (e.g. before reading a file rank 0 wrote)."""
@@ -243,4 +214,158 @@ class DataParallel:
             dist.destroy_process_group()
 
 
-__all__ = ["DataParallel", "ShardedBatches", "launched_by_torchrun"]
+class StopAgreement:
+    """One all-reduce per step by which all ranks skip the same steps and stop at the same step.
+
+    After the backward pass (gradients already averaged by DDP) each rank puts two numbers in a
+    tensor on its device: 1 if its own loss is not finite, and the number of the signal that
+    asked it to stop (0 if none). An all-reduce with MAX makes them the same on every rank. The
+    first makes every rank's non-finite guard skip the step when any rank's loss is not finite
+    (otherwise the ranks whose loss is finite would step and the replicas would drift apart);
+    the second becomes :attr:`signal`, which the training loop acts on instead of the local
+    request, so every rank stops after the same step (with the larger signal number if two
+    ranks received different ones).
+
+    Only the all-reduce runs every step. Reading the signal from the device is a host sync on
+    an accelerator, so it happens every ``read_every`` steps there (every step on the CPU,
+    where it costs nothing); a stop then comes at most ``read_every - 1`` steps later, on all
+    ranks alike. ``benchmarks/ddp_gpu.py`` measures the cost per step.
+
+    Args:
+        device: this rank's device (the flags live there: NCCL reduces device tensors only).
+        read_every: on an accelerator, read the signal every this many steps.
+    """
+
+    def __init__(self, device: torch.device | str, read_every: int = 10) -> None:
+        if read_every < 1:
+            raise ValueError(f"read_every must be at least 1, got {read_every}")
+        self.device = torch.device(device)
+        self.read_every = 1 if self.device.type == "cpu" else read_every
+        self.signal: int | None = None
+        self._steps = 0
+
+    def step(self, loss: Tensor, local_signal: int | None) -> Tensor:
+        """Agree on this step; returns ``loss`` (0-d), or NaN where any rank's loss is not finite.
+
+        Call it on every rank at every step, between ``backward`` and the optimizer step.
+        """
+        loss = loss.detach().to(self.device)
+        nonfinite = (~torch.isfinite(loss)).to(torch.float32)
+        flags = torch.stack((nonfinite, nonfinite.new_full((), float(local_signal or 0))))
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        self._steps += 1
+        if self._steps % self.read_every == 0:
+            self.signal = int(flags[1].item()) or None
+        return torch.where(flags[0] > 0, torch.nan, loss)
+
+    def now(self, local_signal: int | None) -> int | None:
+        """Agree at once (a blocking all-reduce), e.g. at the end of an epoch; sets and returns :attr:`signal`."""
+        flag = torch.tensor(float(local_signal or 0), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.signal = int(flag.item()) or None
+        return self.signal
+
+
+class GlobalOrder:
+    """One process that follows the data order of a data-parallel run: the ``parallel=`` of a
+    :class:`~pyrovae.Trainer` continuing, without ``torchrun``, a run trained on several.
+
+    Its batches are :class:`ShardedBatches` with one rank, so with the run's global batch size
+    as ``batch_size`` the process sees the global batches the ranks saw together; everything
+    else is the plain one-process path (no wrapping, no reduction).
+
+    Args:
+        device: where the data and the model live.
+        seed: the data-parallel run's seed of the per-epoch shuffle.
+    """
+
+    rank = 0
+    world_size = 1
+    is_main = True
+
+    def __init__(self, device: torch.device | str = "cpu", seed: int = 0) -> None:
+        self.device = torch.device(device)
+        self.seed = seed
+        self.signal: int | None = None
+
+    def wrap(self, loss: nn.Module) -> nn.Module:
+        return loss
+
+    def batches(self, *tensors: Tensor, batch_size: int, shuffle: bool = True,
+                generator: torch.Generator | None = None,
+                transform: Callable[[Tensor], Tensor] | None = None) -> ShardedBatches:
+        return ShardedBatches(*tensors, batch_size=batch_size, rank=0, world_size=1, seed=self.seed,
+                              shuffle=shuffle, transform=transform)
+
+    def mixed_batches(self, split: SemiSupervisedSplit, batch_size: int, labelled_batch_size: int,
+                      generator: torch.Generator | None = None,
+                      transform: Callable[[Tensor], Tensor] | None = None,
+                      labelled_every: int = 1) -> ShardedMixedBatches:
+        return ShardedMixedBatches(split, batch_size, labelled_batch_size, rank=0, world_size=1, seed=self.seed,
+                                   transform=transform, labelled_every=labelled_every)
+
+    def mean(self, value: Tensor) -> Tensor:
+        return value.detach().to(self.device, torch.float64)
+
+    def evaluate(self, evaluate: Callable[[Tensor, Tensor | None], dict[str, float]],
+                 data: Tensor, context: Tensor | None = None) -> dict[str, float]:
+        return evaluate(data, context)
+
+    def agree(self, loss: Tensor, local_signal: int | None) -> Tensor:
+        self.signal = local_signal
+        return loss
+
+    def agree_now(self, local_signal: int | None) -> int | None:
+        self.signal = local_signal
+        return local_signal
+
+    def barrier(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of rank ``rank``'s random draws after step ``step`` (distinct for up to 4096 ranks)."""
+    return ((seed * 1_000_003 + step) * 4096 + rank) % 2**63
+
+
+class RankSeeds:
+    """Callbacks that reseed this rank's random state after every step and every epoch from
+    :func:`step_seed`, so that the noise a rank draws (Pyro's sampling, a transform's
+    ``generator``) is a function of (seed, rank, step).
+
+    A data-parallel run resumed with the same number of processes then draws the same noise
+    as an uninterrupted one, without every rank's random state in the checkpoint. Call
+    :meth:`reseed` with the step count before training (or resuming).
+
+    Args:
+        seed: the run's seed.
+        rank: this process's rank.
+        generator: a generator to reseed too (e.g. the one of dynamic binarization).
+    """
+
+    def __init__(self, seed: int, rank: int, generator: torch.Generator | None = None) -> None:
+        self.seed = seed
+        self.rank = rank
+        self.generator = generator
+
+    def reseed(self, step: int) -> None:
+        import pyro
+
+        value = step_seed(self.seed, self.rank, step)
+        pyro.set_rng_seed(value % 2**32)  # NumPy's seed must fit in 32 bits
+        torch.manual_seed(value)
+        if self.generator is not None:
+            self.generator.manual_seed(value)
+
+    def on_step(self, trainer: Any) -> None:
+        self.reseed(trainer.record.steps)
+
+    def on_epoch(self, trainer: Any, figures: dict[str, float]) -> None:
+        self.reseed(trainer.record.steps)
+
+
+__all__ = ["DataParallel", "GlobalOrder", "RankSeeds", "ShardedBatches", "ShardedMixedBatches", "StopAgreement",
+           "launched_by_torchrun", "step_seed"]

@@ -48,7 +48,7 @@ def grads_finite(parameters: list[Tensor], device: torch.device) -> Tensor:
 
 
 class NonFiniteGuard:
-    """Make the optimizer step conditional on a finite loss and gradient, and count the skips.
+    """Decide whether an optimizer step may update, from a finite loss and gradient, and count the skips.
 
     Args:
         max_consecutive: stop (raise :class:`~pyrovae.errors.NonFiniteError`) once this many
@@ -58,6 +58,7 @@ class NonFiniteGuard:
 
     Attributes:
         skipped: total skipped steps (an int, or a 0-d tensor on the device; ``int()`` it to read).
+        finite: whether the latest step's loss and gradients were finite, a 0-d bool tensor.
     """
 
     def __init__(self, max_consecutive: int = 10, check_every: int | None = None) -> None:
@@ -70,41 +71,51 @@ class NonFiniteGuard:
         self._run: int | Tensor = 0
         self._peak: int | Tensor = 0
         self._calls = 0
+        self.finite = torch.ones((), dtype=torch.bool)  # the latest step's flag
 
-    def step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor:
-        """Call ``optimizer.step()`` if ``loss`` and every gradient are finite; return that flag (0-d bool)."""
+    def allows_update(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> bool:
+        """Whether to call ``optimizer.step()`` after ``loss.backward()``: False when the loss or
+        a gradient is not finite (the step is then counted as skipped).
+
+        On an accelerator with an optimizer that honours ``found_inf`` (fused Adam), this
+        returns True without reading the flag: the flag goes to the optimizer, whose kernel
+        skips a non-finite update on the device, and the counters stay there (no host sync).
+        ``finite`` holds the flag as a 0-d bool tensor either way.
+        """
         params = [p for group in optimizer.param_groups for p in group["params"]]
         self._calls += 1
         if loss.device.type == "cpu":
             # On the CPU reading a flag costs nothing: the loss first, the gradients only then.
             finite = bool(torch.isfinite(loss.detach())) and bool(grads_finite(params, loss.device))
-            return self._step_on_host(optimizer, finite)
+            return self._count_on_host(finite)
         ok = torch.isfinite(loss.detach()) & grads_finite(params, loss.device)
-        if _skips_on_device(optimizer):
-            # No host sync: the fused kernel reads found_inf on the device; counters stay there too.
-            optimizer.found_inf = (~ok).to(torch.float32)  # type: ignore[attr-defined]
-            try:
-                optimizer.step()
-            finally:
-                optimizer.found_inf = None  # type: ignore[attr-defined]
-            bad = (~ok).long()
-            self.skipped, self._run, self._peak = (torch.as_tensor(t, device=ok.device)
-                                                   for t in (self.skipped, self._run, self._peak))
-            self.skipped = self.skipped + bad
-            self._run = (self._run + 1) * bad
-            self._peak = torch.maximum(self._peak, self._run)
-            return ok
-        return self._step_on_host(optimizer, bool(ok))  # one read of a flag: a sync on an accelerator
+        if not _skips_on_device(optimizer):
+            return self._count_on_host(bool(ok))  # one read of a flag: a sync on an accelerator
+        optimizer.found_inf = (~ok).to(torch.float32)  # type: ignore[attr-defined]
+        bad = (~ok).long()
+        self.skipped, self._run, self._peak = (torch.as_tensor(t, device=ok.device)
+                                               for t in (self.skipped, self._run, self._peak))
+        self.skipped = self.skipped + bad
+        self._run = (self._run + 1) * bad
+        self._peak = torch.maximum(self._peak, self._run)
+        self.finite = ok
+        return True
 
-    def _step_on_host(self, optimizer: torch.optim.Optimizer, finite: bool) -> Tensor:
+    def release(self, optimizer: torch.optim.Optimizer) -> None:
+        """Take the flag of :meth:`allows_update` off ``optimizer``, so that steps outside the
+        guard update as usual."""
+        if getattr(optimizer, "found_inf", None) is not None:
+            optimizer.found_inf = None  # type: ignore[attr-defined]
+
+    def _count_on_host(self, finite: bool) -> bool:
         if finite:
-            optimizer.step()
             self._run = 0
         else:
             self.skipped = int(self.skipped) + 1
             self._run = int(self._run) + 1
             self._peak = max(int(self._peak), self._run)
-        return torch.tensor(finite)
+        self.finite = torch.tensor(finite)
+        return finite
 
     def check(self, where: str = "", force: bool = False) -> None:
         """Raise :class:`~pyrovae.errors.NonFiniteError` if ``max_consecutive`` steps in a row were skipped.
