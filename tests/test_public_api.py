@@ -61,9 +61,19 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """Every ``pyrovae...`` module that ``path`` imports, at the top or inside a function."""
+    """Every ``pyrovae...`` module that ``path`` imports, at the top or inside a function.
+
+    Imports under ``if TYPE_CHECKING:`` are left out: they name types for annotations and are
+    never run, so they are no dependency (a prior may name the guide's codebook type this way).
+    """
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                 and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+                 for stmt in node.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("pyrovae")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pyrovae") and node.level == 0:

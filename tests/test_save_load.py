@@ -242,3 +242,23 @@ def test_every_public_module_class_is_rebuildable():
     modules -= {pyrovae.ELBOLoss, pyrovae.TracedLoss}  # losses wrap a model; they are not saved as one
     not_rebuildable = sorted(c.__name__ for c in modules if not issubclass(c, Rebuildable))
     assert not not_rebuildable, f"add pyrovae.nn.rebuild.Rebuildable to the bases of: {not_rebuildable}"
+
+
+@pytest.mark.parametrize("build", ["vqvae", "vqvae2", "dvae"])
+def test_vq_models_rebuild_with_the_same_outputs(build, tmp_path):
+    """VQ-VAE, VQ-VAE-2 and the dVAE, made by their factories, save and load like the VAE:
+    the same class, weights, codebook buffers and reconstruction (the quantizer shared by the
+    encoder and the code prior stays one module)."""
+    from pyrovae.models.vq_builders import conv_dvae, conv_vqvae, conv_vqvae2
+
+    factory = {"vqvae": conv_vqvae, "vqvae2": conv_vqvae2, "dvae": conv_dvae}[build]
+    model = factory((1, 16, 16), pyrovae.BernoulliLikelihood, codebook_size=8, code_dim=4).eval()
+    pyrovae.save(model, tmp_path / "m.pt")
+    loaded = pyrovae.load(tmp_path / "m.pt")
+    assert type(loaded) is type(model)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    x = torch.rand(3, 1, 16, 16)
+    assert torch.equal(model.reconstruct(x), loaded.reconstruct(x))
+    if build == "vqvae":
+        assert loaded.encoder.quantizer is loaded.prior.quantizer

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from pyrovae.guides.diagonal import Encoder
 from pyrovae.priors.base import Prior
+from pyrovae.nn.rebuild import Rebuildable
 
 
 class StraightThroughCategoricalMap(TorchDistribution):
@@ -144,7 +145,7 @@ class CategoricalCodeEncoder(Encoder):
         return F.one_hot(q.logits.argmax(-1), self.num_codes).to(q.logits.dtype).flatten(-2)
 
 
-class CodeEmbedding(nn.Module):
+class CodeEmbedding(Rebuildable, nn.Module):
     """Flattened one-hot maps ``(batch, h * w * K)`` to code-vector maps ``(batch, D, h, w)``
     through a learned codebook ``(K, D)`` (the decoder's first layer in a dVAE)."""
 

@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from pyrovae.errors import InputError
 from pyrovae.guides.diagonal import Encoder
+from pyrovae.nn.rebuild import Rebuildable
 
 
 class Quantized(NamedTuple):
@@ -79,7 +80,7 @@ class Quantized(NamedTuple):
     penalty: Tensor
 
 
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(Rebuildable, nn.Module):
     """A codebook of ``K`` vectors of size ``D`` and the nearest-code assignment.
 
     Args:

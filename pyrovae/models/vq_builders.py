@@ -23,6 +23,7 @@ from pyrovae.likelihoods.elementwise import Likelihood
 from pyrovae.models.vae import VAE
 from pyrovae.models.vqvae import VQVAE, VQVAE2, TwoLevelQuantizingEncoder
 from pyrovae.nn.conv import ConvDecoderNet, ConvEncoderNet
+from pyrovae.nn.glue import Chain, MapFromVector, PointwiseConv
 from pyrovae.nn.two_level import TwoLevelDecoderNet
 from pyrovae.priors.pixelcnn import PixelCNNPrior
 
@@ -86,9 +87,8 @@ def conv_vqvae(image_shape: Sequence[int], make_likelihood: MakeLikelihood, *, c
     encoder_net = ConvEncoderNet(image_shape, None, widths, res_blocks=res_blocks, out_channels=code_dim)
     map_shape = encoder_net.map_shape[1:]
     quantizer = VectorQuantizer(codebook_size, code_dim, commitment=commitment, ema=ema, restart_after=restart_after)
-    decoder_net = nn.Sequential(nn.Unflatten(-1, (code_dim, *map_shape)),
-                                ConvDecoderNet((code_dim, *map_shape), decoder_out_shape or image_shape, widths,
-                                               res_blocks=res_blocks))
+    decoder_net = MapFromVector(ConvDecoderNet((code_dim, *map_shape), decoder_out_shape or image_shape, widths,
+                                               res_blocks=res_blocks), (code_dim, *map_shape))
     prior = PixelCNNPrior(quantizer, map_shape, channels=prior_channels, num_layers=prior_layers)
     return VQVAE(QuantizingEncoder(encoder_net, quantizer, map_shape), make_likelihood(decoder_net, image_shape), prior)
 
@@ -116,7 +116,7 @@ def conv_vqvae2(image_shape: Sequence[int], make_likelihood: MakeLikelihood, *, 
     top_net = ConvEncoderNet(bottom_net.map_shape, None, (features,), out_channels=code_dim)
     top_shape = top_net.map_shape[1:]
     top_to_bottom = ConvDecoderNet((code_dim, *top_shape), (features, h_b, w_b), (features,))
-    bottom_head = nn.Conv2d(2 * features, code_dim, 1)
+    bottom_head = PointwiseConv(2 * features, code_dim)
     top_q = VectorQuantizer(codebook_size, code_dim, commitment=commitment, ema=ema, restart_after=restart_after)
     bottom_q = VectorQuantizer(codebook_size, code_dim, commitment=commitment, ema=ema, restart_after=restart_after)
     encoder = TwoLevelQuantizingEncoder(bottom_net, top_net, top_to_bottom, bottom_head, top_q, bottom_q,
@@ -142,9 +142,9 @@ def conv_dvae(image_shape: Sequence[int], make_likelihood: MakeLikelihood, *, co
     widths = _widths(channels, code_map_stages(image_shape, map_size))
     encoder_net = ConvEncoderNet(image_shape, None, widths, res_blocks=res_blocks, out_channels=codebook_size)
     map_shape = encoder_net.map_shape[1:]
-    decoder_net = nn.Sequential(CodeEmbedding(codebook_size, code_dim, map_shape),
-                                ConvDecoderNet((code_dim, *map_shape), decoder_out_shape or image_shape, widths,
-                                               res_blocks=res_blocks))
+    decoder_net = Chain(CodeEmbedding(codebook_size, code_dim, map_shape),
+                        ConvDecoderNet((code_dim, *map_shape), decoder_out_shape or image_shape, widths,
+                                       res_blocks=res_blocks))
     encoder = CategoricalCodeEncoder(encoder_net, codebook_size, map_shape, temperature)
     prior = UniformOneHotPrior(map_shape[0] * map_shape[1], codebook_size)
     return VAE(encoder, make_likelihood(decoder_net, image_shape), prior, name="dvae")

@@ -6,9 +6,10 @@ import torch
 from torch import Tensor, nn
 
 from pyrovae.nn.conv import ConvDecoderNet
+from pyrovae.nn.rebuild import Rebuildable
 
 
-class TwoLevelDecoderNet(nn.Module):
+class TwoLevelDecoderNet(Rebuildable, nn.Module):
     """``cat(z_top, z_bottom)`` (both flattened channel-first) to an image.
 
     The top map is brought up to the bottom map's size by transposed convolutions, concatenated

@@ -23,6 +23,7 @@ from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor, nn
 
 from pyrovae.priors.codes import CodePrior, UniformCodePrior
+from pyrovae.nn.rebuild import Rebuildable
 
 if TYPE_CHECKING:
     from pyrovae.guides.quantizer import VectorQuantizer
@@ -72,7 +73,7 @@ class GatedLayer(nn.Module):
         return self._gate(v_pre), h_out if self.first else h_out + h
 
 
-class GatedPixelCNN(nn.Module):
+class GatedPixelCNN(Rebuildable, nn.Module):
     """Logits ``(n, K, h, w)`` of ``p(k_ij | k_<ij [, context])`` for index maps ``(n, h, w)``.
 
     Args:
@@ -181,7 +182,7 @@ class CodeIndices(TorchDistribution):
         return self.prior.sample_indices(self.batch_shape.numel(), self.context)
 
 
-class CodeMapModel(nn.Module):
+class CodeMapModel(Rebuildable, nn.Module):
     """The prior stage as a Pyro model: ``codes ~ p(codes [| context])``, observed; no latent.
 
     ``Trainer(CodeMapModel(prior)).fit(train_codes, test_codes)`` maximises the log-likelihood of
