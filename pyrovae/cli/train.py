@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint, restore_training
+from pyrovae.train.checkpoint import CheckpointEvery, load_checkpoint
+from pyrovae.cli.resumable import fit_resumably
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, VQ_MODELS, ConfigError, TrainConfig
 from pyrovae.cli.registry import build_eval_objective, build_objective, build_vae, pick_device
 from pyrovae.cli.data import load_run_data, with_absolute_paths
@@ -21,10 +21,8 @@ from pyrovae.data.sources import STREAMED_TEST_LIMIT, StreamedData
 from pyrovae.data.streaming import StreamingImages
 from pyrovae.cli.registry import kl_weight  # factors
 from pyrovae.infer.total_correlation import kl_split_callback, supports_kl_split  # factors
-from pyrovae.errors import NonFiniteError, TrainingInterrupted
 from pyrovae.train.distributed import DataParallel, RankSeeds, launched_by_torchrun
 from pyrovae.cli.resume import continue_data_order
-from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.clustering.mixture_start import pretrain_mixture_prior
 from pyrovae.plots.report import save_run_pictures
 from pyrovae.plots.tensorboard import TensorBoardLog, require_tensorboard
@@ -197,34 +195,10 @@ def _train(config: TrainConfig, out: Path, device: torch.device, parallel: DataP
                       step_callbacks=([saver.on_step] if writes else []) + ([seeds.on_step] if seeds else []),
                       max_nonfinite_steps=config.max_nonfinite_steps, compile=False if config.model in VQ_MODELS else config.compile,
                       parallel=parallel)
-    if payload is not None:
-        restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))
-        if writes:
-            # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
-            _write_atomically(metrics_path, "".join(json.dumps(f) + "\n" for f in trainer.record.history))
-            print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
-    elif writes:
-        metrics_path.write_text("")
-    if seeds is not None:
-        seeds.reseed(trainer.record.steps)
-    try:
-        with stop_on_signals(trainer):
-            record = trainer.fit(train if stream is None else stream, test, epochs=config.epochs - trainer.epoch,
-                                 eval_size=2000 if stream is None else STREAMED_TEST_LIMIT)
-    except TrainingInterrupted as stop:
-        if parallel is not None:
-            # Every rank stopped at this step: save the ranks' mean running loss, which each resumes from.
-            trainer.position.loss_sum = parallel.mean(trainer.position.loss_sum).float()
-        if writes:
-            saver.save(trainer)
-        if parallel is not None:
-            parallel.barrier()  # no rank leaves (and torchrun stops the rest) before the checkpoint is written
-        name = signal.Signals(stop.signal_number).name
-        raise TrainingInterrupted(
-            f"{name} received: stopped at step {trainer.record.steps} (epoch {trainer.epoch + 1}) and saved "
-            f"{out / CHECKPOINT_NAME}; continue with: pyrovae train --resume {out}", stop.signal_number) from None
-    except NonFiniteError as error:
-        raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
+    record = fit_resumably(trainer, saver, out, payload,
+                           lambda epochs: trainer.fit(train if stream is None else stream, test, epochs=epochs,
+                                                      eval_size=2000 if stream is None else STREAMED_TEST_LIMIT),
+                           config.epochs, seeds)
     if not writes:
         return record
     if config.model in VQ_MODELS:  # the PixelCNN prior stage and the VQ pictures (pyrovae.cli.vq)
@@ -260,12 +234,6 @@ def _shown_kl(kl: float) -> float:
     """The per-epoch KL as printed: recon minus the ELBO of one draw can come out a hair below 0
     where the KL is near 0; show that as 0.00, not -0.00 (metrics.jsonl keeps the estimate)."""
     return 0.0 if abs(kl) < 0.005 else kl
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 __all__ = ["run_train", "prepare_output_folder", "CHECKPOINT_NAME", "METRICS_NAME"]

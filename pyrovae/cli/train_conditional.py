@@ -10,7 +10,6 @@ and only rank 0 writes outputs."""
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ import torch
 from tqdm.auto import tqdm
 
 from pyrovae.plots import images as plots
-from pyrovae.errors import NonFiniteError, TrainingInterrupted
-from pyrovae.train.checkpoint import CheckpointEvery, load_module_state, restore_training
+from pyrovae.train.checkpoint import CheckpointEvery, load_module_state
 from pyrovae.train.distributed import RankSeeds
-from pyrovae.train.interrupts import stop_on_signals
 from pyrovae.cli.conditional_registry import build_cvae, build_m2
+from pyrovae.cli.resumable import fit_resumably
 from pyrovae.cli.config import CHECKPOINT_NAME, METRICS_NAME, ConfigError, TrainConfig
 from pyrovae.cli.registry import pick_device
 from pyrovae.data import load_dataset
@@ -59,41 +57,6 @@ def _callbacks(config: TrainConfig, parallel: Any, saver: CheckpointEvery,
     callbacks = {"callbacks": (on_epoch if writes else []) + ([seeds.on_epoch] if seeds else []),
                  "step_callbacks": ([saver.on_step] if writes else []) + ([seeds.on_step] if seeds else [])}
     return callbacks, seeds
-
-
-def _fit(trainer: Trainer, saver: CheckpointEvery, out: Path, payload: dict[str, Any] | None,
-         fit: Callable[[int], TrainingRecord], epochs: int, seeds: RankSeeds | None = None) -> TrainingRecord:
-    """Restore ``payload`` (a run to resume) into ``trainer``, then ``fit(epochs left)`` with a
-    clean stop on SIGINT/SIGTERM: checkpoint, then :class:`TrainingInterrupted` naming ``--resume``."""
-    metrics_path = out / METRICS_NAME
-    parallel = trainer.parallel
-    writes = parallel is None or parallel.is_main
-    if payload is not None:
-        restore_training(trainer, payload, source=str(out / CHECKPOINT_NAME))
-        if writes:
-            # The metrics file may have run ahead of the checkpoint; rewrite it from the saved history.
-            metrics_path.write_text("".join(json.dumps(f) + "\n" for f in trainer.record.history))
-            print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.record.steps}")
-    elif writes:
-        metrics_path.write_text("")
-    if seeds is not None:
-        seeds.reseed(trainer.record.steps)
-    try:
-        with stop_on_signals(trainer):
-            return fit(epochs - trainer.epoch)
-    except TrainingInterrupted as stop:
-        if parallel is not None:  # every rank stopped here: save the ranks' mean running loss
-            trainer.position.loss_sum = parallel.mean(trainer.position.loss_sum).float()
-        if writes:
-            saver.save(trainer)
-        if parallel is not None:
-            parallel.barrier()  # no rank leaves (and torchrun stops the rest) before the checkpoint is written
-        name = signal.Signals(stop.signal_number).name
-        raise TrainingInterrupted(
-            f"{name} received: stopped at step {trainer.record.steps} (epoch {trainer.epoch + 1}) and saved "
-            f"{out / CHECKPOINT_NAME}; continue with: pyrovae train --resume {out}", stop.signal_number) from None
-    except NonFiniteError as error:
-        raise NonFiniteError(f"{error}; the last checkpoint in {out} was kept") from None
 
 
 def run_train_conditional(config: TrainConfig, out: Path, payload: dict[str, Any] | None = None,
@@ -138,7 +101,7 @@ def _run_m2(config, out, data, device, generator, payload, parallel) -> Training
                                     labelled_batch_size=config.batch_size, progress=config.progress and writes,
                                     generator=generator, **callbacks, parallel=parallel,
                                     max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile)
-    record = _fit(trainer, saver, out, payload,
+    record = fit_resumably(trainer, saver, out, payload,
                   lambda epochs: trainer.fit(split, epochs, test_images, test_labels), config.epochs, seeds)
     if not writes:
         return record
@@ -192,7 +155,7 @@ def _run_cvae(config, out, data, device, generator, payload, parallel) -> Traini
     trainer = Trainer(cvae, lr=config.lr, batch_size=config.batch_size, progress=config.progress and writes,
                       generator=generator, **callbacks, parallel=parallel,
                       max_nonfinite_steps=config.max_nonfinite_steps, compile=config.compile)
-    record = _fit(trainer, saver, out, payload,
+    record = fit_resumably(trainer, saver, out, payload,
                   lambda epochs: trainer.fit(ctx, eval_ctx, epochs, train_context=train, test_context=eval_target,
                                              eval_size=1000), config.epochs, seeds)
     if not writes:
