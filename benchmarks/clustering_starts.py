@@ -8,6 +8,7 @@ on length-normalized codes, all from the networks that ``clustering.py --save-pr
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=10)
     parser.add_argument("--hidden", type=int, nargs="+", default=[500, 500, 2000])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))  # ../shared/data beside the checkout
     args = parser.parse_args()
     torch.set_num_threads(1)
 

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                              "for the first epochs, and a VampPrior run never leaves it)")
     parser.add_argument("--eval-subset", type=int, default=None, help="evaluate on the first M test images")
     parser.add_argument("--num-samples", type=int, default=5000, help="importance samples for log p(x)")
-    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))  # ../shared/data beside the checkout
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)

@@ -278,7 +278,7 @@ def main() -> None:
                         help="m2: unlabelled images used (0: all); cvae: training images (0: all)")
     parser.add_argument("--test-size", type=int, default=10000, help="cvae: test images scored")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--root", default="/work/shared/data")
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))  # ../shared/data beside the checkout
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pyro.set_rng_seed(args.seed)

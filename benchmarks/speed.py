@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip", nargs="*", default=(),
                         choices=("train", "eval", "memory", "svi-on-pyrovae", "pyrovae-compiled"))
     parser.add_argument("--train-size", type=int, default=None, help="first N training images only (smoke runs)")
-    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))  # ../shared/data beside the checkout
     parser.add_argument("--out", default=None, help="write benchmarks/results/OUT.json and OUT.md")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

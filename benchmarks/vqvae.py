@@ -117,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", choices=["bound", "usage", "speed"], required=True)
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))  # ../shared/data beside the checkout
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--prior-epochs", type=int, default=3)
     parser.add_argument("--train-size", type=int, default=None)
