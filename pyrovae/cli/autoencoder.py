@@ -22,7 +22,7 @@ import pyro
 import torch
 from torch import Tensor
 
-from pyrovae.cli.config import ConfigError, TrainConfig
+from pyrovae.cli.config import TrainConfig, refuse_to_overwrite
 from pyrovae.cli.registry import build_corruption, pick_device
 from pyrovae.infer.reconstruction import reconstruction_error
 from pyrovae.models.autoencoder import fit_ex_post_mixture
@@ -93,8 +93,7 @@ def evaluate_autoencoder(checkpoint: str, split: str = "test", limit: int | None
     from pyrovae.data import binarize_once, load_dataset
 
     target = Path(checkpoint).parent / (f"evaluation_{split}_reconstruction" + (f"_n{limit}" if limit else "") + ".json")
-    if target.exists() and not overwrite:
-        raise ConfigError(f"{target} exists; pass --overwrite to replace it, or change --limit")
+    refuse_to_overwrite([target], overwrite, "--limit")
     torch_device = pick_device(device)
     pyro.clear_param_store()
     ae, config = load_vae(checkpoint, torch_device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,14 @@ METRICS_NAME = "metrics.jsonl"
 
 class ConfigError(PyrovaeError, ValueError):
     """A configuration value is unknown or out of range; the message names it and the fix."""
+
+
+def refuse_to_overwrite(paths: Iterable[Path], overwrite: bool, options: str) -> None:
+    """Stop with one line if any of ``paths`` (a command's outputs) exists and ``overwrite`` is
+    off, naming ``--overwrite`` and the ``options`` that would give other file names."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{existing[0]} exists; pass --overwrite to replace it, or change {options}")
 
 
 @dataclass(frozen=True)

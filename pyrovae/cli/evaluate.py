@@ -11,7 +11,7 @@ import pyro
 import torch
 
 from pyrovae.plots import images as plots
-from pyrovae.cli.config import VQ_MODELS, ConfigError
+from pyrovae.cli.config import ConfigError, VQ_MODELS, refuse_to_overwrite
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
 from pyrovae.cli.data import load_run_split
@@ -48,9 +48,7 @@ def run_evaluate(checkpoint: str, num_samples: int = 5000, split: str = "test", 
     stem = f"evaluation_{split}_k{num_samples}" + (f"_n{limit}" if limit else "")
     targets = {"json": folder / f"{stem}.json", "kl": folder / f"{stem}_kl_per_dimension.png",
                "components": folder / f"{stem}_components.png"}
-    existing = [str(p) for p in targets.values() if p.exists()]
-    if existing and not overwrite:
-        raise ConfigError(f"{existing[0]} exists; pass --overwrite to replace it, or change --num-samples/--limit")
+    refuse_to_overwrite(targets.values(), overwrite, "--num-samples/--limit")
 
     torch_device = pick_device(device)
     pyro.clear_param_store()  # the model registers itself under its name; start from a clean store

@@ -9,7 +9,7 @@ from typing import Any
 import pyro
 import torch
 
-from pyrovae.cli.config import ConfigError
+from pyrovae.cli.config import ConfigError, refuse_to_overwrite
 from pyrovae.cli.registry import pick_device
 from pyrovae.cli.sample import load_vae
 from pyrovae.factors.data import SHAPES, categorical_factors, load_shapes_split
@@ -39,9 +39,7 @@ def run_evaluate_factors(checkpoint: str, split: str = "test", limit: int | None
     stem = f"factors_{split}" + (f"_n{limit}" if limit else "")
     targets = {"json": folder / f"{stem}.json", "heatmap": folder / f"{stem}_information.png",
                "traversals": folder / f"{stem}_traversals.png"}
-    existing = [str(p) for p in targets.values() if p.exists()]
-    if existing and not overwrite:
-        raise ConfigError(f"{existing[0]} exists; pass --overwrite to replace it, or change --limit/--data")
+    refuse_to_overwrite(targets.values(), overwrite, "--limit/--data")
 
     torch_device = pick_device(device)
     pyro.clear_param_store()

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from pyrovae.cli.config import VQ_MODELS, ConfigError, TrainConfig
+from pyrovae.cli.config import TrainConfig, VQ_MODELS, refuse_to_overwrite
 from pyrovae.infer.bits import bits_per_dim
 from pyrovae.models.vqvae import VQVAE, VQVAE2
 from pyrovae.plots.vq import save_vq_pictures
@@ -84,8 +84,7 @@ def evaluate_vq(vq: VQVAE, config: TrainConfig, images: Tensor, folder: Path, sp
     8-bit likelihoods (a mass function over the data), in bits per dimension; written to
     ``evaluation_<split>_bound[_n<limit>].json``."""
     target = folder / (f"evaluation_{split}_bound" + (f"_n{limit}" if limit else "") + ".json")
-    if target.exists() and not overwrite:
-        raise ConfigError(f"{target} exists; pass --overwrite to replace it, or change --limit")
+    refuse_to_overwrite([target], overwrite, "--limit")
     start = time.perf_counter()
     vq.eval()
     with torch.no_grad():
