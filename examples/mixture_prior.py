@@ -7,10 +7,9 @@ Before the SVI loop the networks are pretrained as an autoencoder and the mixtur
 at an EM fit to their codes (VaDE's start, ``pyrovae.clustering.mixture_start``); ``--pretrain-epochs 0``
 starts it at random instead. ``--umap-start`` starts it instead from N2D's clustering of the
 pretrained codes (UMAP, then a mixture fit there; ``pyrovae.clustering.umap_start``, needs
-``pip install "pyrovae[cluster]"``); on full MNIST that lifts the test clustering accuracy
-after training from 76-84% to 92.8-92.9% (benchmarks/README.md, "clustering.py", ``--init umap``).
-Measured with the defaults (2026-11-23): purity 62.2% and test ELBO
--113.19 after 20 epochs, against 57.0% and -117.28 with ``--pretrain-epochs 0``.
+``pip install "pyrovae[cluster]"``), which on full MNIST ends with a clearly better
+clustering accuracy than the EM start (figures, over three seeds, in benchmarks/README.md,
+"Clustering").
 
     python examples/mixture_prior.py               # 10,000 bundled digits, 20 epochs
     python examples/mixture_prior.py --smoke       # 300 digits, 1 epoch, seconds
