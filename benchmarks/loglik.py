@@ -33,6 +33,7 @@ import torch
 from pyro.infer import Trace_ELBO
 
 from pyrovae import MLP, VAE, BernoulliLikelihood, DiagonalNormalEncoder, StandardNormalPrior, Trainer
+from pyrovae.nn import ConvDecoderNet, ConvEncoderNet
 from pyrovae.data import binarize_once, dynamic_binarize, load_dataset
 from pyrovae.infer.evaluation import active_units, log_likelihood
 from pyrovae.infer.iwae import IWAE
@@ -40,18 +41,28 @@ from pyrovae.infer.metrics import elbo_parts
 from pyrovae.priors import GaussianMixturePrior, VampPrior
 
 RESULTS = Path(__file__).parent / "results" / "loglik.csv"
-FIELDS = ["model", "hidden", "latent_dim", "epochs", "num_particles", "batch_size", "lr", "lr_final", "mean_init", "train_seconds", "eval_seconds",
+FIELDS = ["model", "network", "channels", "hidden", "latent_dim", "epochs", "num_particles", "batch_size", "lr", "lr_final", "mean_init", "train_seconds", "eval_seconds",
           "eval_images", "importance_samples", "test_elbo", "test_nll", "active_units", "threads",
           "date", "command"]
 
 
 def build_vae(config: str = "standard", latent_dim: int = 50, hidden: tuple[int, ...] = (200, 200),
-              init_images: torch.Tensor | None = None) -> VAE:
+              init_images: torch.Tensor | None = None, network: str = "mlp",
+              channels: tuple[int, ...] = (16, 32)) -> VAE:
     """The one-stochastic-layer network of Burda et al. (2015) with the prior ``config`` names:
     standard Normal (``standard``, ``iwae``), a 10-component Gaussian mixture in marginalized form
-    (``gmm``) or a VampPrior with 500 pseudo-inputs started at training images (``vamp``)."""
-    encoder = DiagonalNormalEncoder(MLP((1, 28, 28), hidden, 2 * latent_dim, activation="tanh"), latent_dim)
-    likelihood = BernoulliLikelihood(MLP(latent_dim, hidden, 784, activation="tanh"), (1, 28, 28))
+    (``gmm``) or a VampPrior with 500 pseudo-inputs started at training images (``vamp``).
+
+    ``network="conv"`` swaps both MLPs for pyrovae's conv pair: stride-2 stages of ``channels``
+    down to a 7x7 map, then ``hidden`` linear layers (ReLU), and the mirror image back."""
+    if network == "conv":
+        encoder_net = ConvEncoderNet((1, 28, 28), 2 * latent_dim, channels=channels, hidden=hidden)
+        decoder_net = ConvDecoderNet(latent_dim, (1, 28, 28), channels=channels, hidden=hidden)
+    else:
+        encoder_net = MLP((1, 28, 28), hidden, 2 * latent_dim, activation="tanh")
+        decoder_net = MLP(latent_dim, hidden, 784, activation="tanh")
+    encoder = DiagonalNormalEncoder(encoder_net, latent_dim)
+    likelihood = BernoulliLikelihood(decoder_net, (1, 28, 28))
     if config == "gmm":
         prior = GaussianMixturePrior(latent_dim, 10)
     elif config == "vamp":
@@ -95,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                              "in the last epoch (Burda et al. decay theirs tenfold per stage); default: constant")
     parser.add_argument("--hidden", type=_widths, default=(200, 200),
                         help="hidden widths of encoder and decoder, comma-separated (default 200,200: Burda et al.)")
+    parser.add_argument("--network", choices=["mlp", "conv"], default="mlp",
+                        help="mlp: Burda et al.'s tanh MLPs; conv: stride-2 conv stages (--channels) "
+                             "and --hidden linear layers, ReLU")
+    parser.add_argument("--channels", type=_widths, default=(16, 32), help="conv stage widths (--network conv)")
     parser.add_argument("--latent-dim", type=int, default=50)
     parser.add_argument("--warmup-epochs", type=float, default=0.0,
                         help="linear KL warm-up from 0 to 1 over this many epochs (Tomczak and Welling use it; "
@@ -120,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     test = binarize_once(data.test_images, seed=1234)
     if args.eval_subset is not None:
         test = test[: args.eval_subset]
-    vae = build_vae(args.config, latent_dim=args.latent_dim, hidden=args.hidden, init_images=data.train_images)
+    vae = build_vae(args.config, latent_dim=args.latent_dim, hidden=args.hidden, init_images=data.train_images,
+                    network=args.network, channels=args.channels)
     if args.mean_init:
         vae.likelihood.init_output_bias(data.train_images)
     objective = IWAE(args.num_particles) if args.config == "iwae" else Trace_ELBO()
@@ -143,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     active, _ = active_units(vae, test)
     eval_seconds = time.perf_counter() - start
     row = {
-        "model": args.config, "hidden": "-".join(map(str, args.hidden)), "latent_dim": args.latent_dim,
+        "model": args.config, "network": args.network,
+        "channels": "-".join(map(str, args.channels)) if args.network == "conv" else "", "hidden": "-".join(map(str, args.hidden)), "latent_dim": args.latent_dim,
         "epochs": args.epochs,
         "num_particles": args.num_particles if args.config == "iwae" else 1,
         "batch_size": args.batch_size, "lr": args.lr,
