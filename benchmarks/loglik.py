@@ -156,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.lr_final is not None:
         trainer.callbacks.append(decay_learning_rate(args.lr, args.lr_final, args.epochs))
     if args.load is not None:
-        vae.load_state_dict(torch.load(args.load, weights_only=True))
+        try:
+            vae.load_state_dict(torch.load(args.load, weights_only=True))
+        except (RuntimeError, KeyError) as error:  # another network: missing keys or size mismatches
+            parser.exit(2, f"error: {args.load} does not fit the network these flags build ({str(error).splitlines()[0]}); "
+                           "give the --config, --network, --channels, --hidden and --latent-dim of the run that saved it\n")
         train_seconds = 0.0
     else:
         train_seconds = trainer.fit(data.train_images, epochs=args.epochs, eval_size=500).seconds
